@@ -1,0 +1,69 @@
+"""Example workflows: every DSL feature in a small order-fulfilment domain."""
+
+import squidmesh
+from shop import steps
+from squidmesh import Payload, Retry, Step, fields
+
+
+class OrderPayload(Payload):
+    order_ref = fields.String()
+    amount_cents = fields.Integer()
+    card = fields.Choice(["ok", "stolen"], default="ok")
+    declines = fields.Integer(default=0, help_text="How often the fake gateway declines.")
+    hold_seconds = fields.Float(default=1.0)
+
+
+@squidmesh.register
+class OrderFulfilment(squidmesh.Workflow):
+    """Reserve stock, wait for fraud screening, charge with retries, then ship."""
+
+    name = "shop.order_fulfilment"
+    triggers = [
+        squidmesh.manual("checkout", payload=OrderPayload, default=True),
+        squidmesh.manual(
+            "backoffice",
+            payload={
+                "order_ref": fields.String(),
+                "amount_cents": fields.Integer(),
+                "card": fields.Choice(["ok", "stolen"], default="ok"),
+                "declines": fields.Integer(default=0),
+                "operator": fields.String(required=False),
+                "tags": fields.List(default=[]),
+                "metadata": fields.Mapping(default={}),
+            },
+        ),
+    ]
+
+    reserve_stock = Step(steps.reserve_stock, on_ok="fraud_screening")
+    fraud_screening = squidmesh.wait(1, on_ok="announce_charge")
+    announce_charge = squidmesh.log("charging order {order_ref}", on_ok="charge_card")
+    charge_card = Step(
+        steps.ChargeCard,
+        retry=Retry(max_attempts=3, backoff_min=0.5, backoff_max=4, jitter=True),
+        timeout=10,
+        on_ok="ship",
+        on_error="refund_and_notify",
+    )
+    ship = Step(steps.ship)
+    refund_and_notify = Step(steps.refund_and_notify)
+
+
+@squidmesh.register
+class DailyReport(squidmesh.Workflow):
+    """Summarise shipped orders; runs nightly (cron) or on demand."""
+
+    name = "shop.daily_report"
+    triggers = [
+        squidmesh.cron(
+            "0 6 * * *",
+            name="nightly",
+            timezone="Europe/Paris",
+            payload={"report_date": fields.String(default=squidmesh.TODAY)},
+        ),
+        squidmesh.manual(
+            "on_demand", payload={"report_date": fields.String(default=squidmesh.TODAY)}
+        ),
+    ]
+
+    compile_report = Step(steps.compile_report, on_ok="announce")
+    announce = squidmesh.log("report for {report_date}: {shipped_orders} shipped", level="info")

@@ -1,0 +1,225 @@
+"""The public runtime API: start, inspect, list, cancel and replay runs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from squidmesh import signals
+from squidmesh.conf import settings
+from squidmesh.exceptions import InvalidFilter, InvalidTransition, RunNotFound
+from squidmesh.lifecycle import TERMINAL_STATUSES, AttemptStatus, RunStatus
+from squidmesh.models import StepAttempt, StepRun, WorkflowRun
+from squidmesh.registry import registry
+from squidmesh.runtime.executor import dispatch_step, run_metadata, transition_run
+from squidmesh.workflow.base import Workflow
+
+__all__ = ["cancel_run", "inspect_run", "list_runs", "replay_run", "start_run"]
+
+WorkflowRef = type[Workflow] | str
+
+
+def start_run(
+    workflow: WorkflowRef,
+    trigger_or_payload: str | Mapping[str, Any] | None = None,
+    payload: Mapping[str, Any] | None = None,
+    *,
+    trigger: str | None = None,
+    idempotency_key: str | None = None,
+) -> WorkflowRun:
+    """Start a run of `workflow` and return it (status `pending`).
+
+    Call as `start_run(workflow, payload)` for the default trigger or
+    `start_run(workflow, trigger, payload)`. The payload is validated
+    before anything is written; the run and the dispatch of its entry step
+    commit together.
+
+    With `idempotency_key`, a second call with the same key for the same
+    workflow returns the run the first call started.
+
+    Raise `UnknownWorkflow`, `UnknownTrigger` or `InvalidPayload`; nothing
+    is persisted then.
+    """
+    if isinstance(trigger_or_payload, str):
+        if trigger is not None:
+            raise TypeError("start_run() got the trigger both positionally and by keyword")
+        trigger = trigger_or_payload
+    elif trigger_or_payload is not None:
+        if payload is not None:
+            raise TypeError("start_run(workflow, trigger, payload): trigger must be a string")
+        payload = trigger_or_payload
+    definition = registry.get(workflow)
+    chosen = definition.get_trigger(trigger)
+    cleaned = chosen.clean_payload(payload)
+    if idempotency_key is not None:
+        if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255:
+            raise InvalidFilter("idempotency_key must be a string of 1 to 255 characters")
+        existing = _run_with_key(definition.name, idempotency_key)
+        if existing is not None:
+            return existing
+    try:
+        return _create_run(definition, chosen.name, cleaned, idempotency_key=idempotency_key)
+    except IntegrityError:
+        # A concurrent start with the same idempotency key won the insert.
+        existing = _run_with_key(definition.name, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return existing
+
+
+def _run_with_key(workflow: str, key: str) -> WorkflowRun | None:
+    return WorkflowRun.objects.filter(workflow=workflow, idempotency_key=key).first()
+
+
+@transaction.atomic
+def _create_run(
+    definition: type[Workflow],
+    trigger: str,
+    payload: dict[str, Any],
+    *,
+    idempotency_key: str | None = None,
+    replayed_from: WorkflowRun | None = None,
+) -> WorkflowRun:
+    entry = definition.steps[definition.entry_step]
+    now = timezone.now()
+    delay = entry.delay_before(payload)
+    due = now + timedelta(seconds=delay) if delay else None
+    run = WorkflowRun.objects.create(
+        id=uuid.uuid4(),
+        workflow=definition.name,
+        trigger=trigger,
+        status=RunStatus.PENDING,
+        payload=payload,
+        context={},
+        current_step=entry.name,
+        idempotency_key=idempotency_key,
+        replayed_from=replayed_from,
+        scheduled_for=due,
+        created_at=now,
+        updated_at=now,
+    )
+    metadata = run_metadata(run)
+    signals.send_after_commit(signals.run_created, run.workflow, **metadata)
+    if replayed_from is not None:
+        signals.send_after_commit(
+            signals.run_replayed, run.workflow, **metadata, replayed_from=str(replayed_from.pk)
+        )
+    dispatch_step(run, entry, 1, due)
+    return run
+
+
+def inspect_run(run_id: Any, include_history: bool = False) -> WorkflowRun:
+    """Return the run with `run_id`.
+
+    With `include_history`, `run.history` lists its step runs in execution
+    order, each with `attempts` in number order (three queries in all).
+    Raise `RunNotFound` if there is no such run (or the id is malformed).
+    """
+    queryset = WorkflowRun.objects.all()
+    if include_history:
+        queryset = queryset.prefetch_related(
+            Prefetch(
+                "step_runs",
+                queryset=StepRun.objects.in_order().prefetch_related(
+                    Prefetch("attempts", queryset=StepAttempt.objects.order_by("number"))
+                ),
+                to_attr="history",
+            )
+        )
+    return _get_run(queryset, run_id)
+
+
+def _get_run(queryset, run_id: Any) -> WorkflowRun:
+    try:
+        key = run_id if isinstance(run_id, uuid.UUID) else uuid.UUID(str(run_id))
+    except (TypeError, ValueError, AttributeError):
+        raise RunNotFound(run_id) from None
+    run = queryset.filter(pk=key).first()
+    if run is None:
+        raise RunNotFound(run_id)
+    return run
+
+
+def list_runs(
+    workflow: WorkflowRef | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+) -> list[WorkflowRun]:
+    """Return runs newest first, optionally of one workflow and/or status.
+
+    `workflow` may be a class or a name (runs of workflows no longer
+    registered are listed too). Raise `InvalidFilter` for an unknown status
+    or a limit outside 1..`SQUIDMESH['MAX_LIST_LIMIT']`.
+    """
+    limit = settings.LIST_LIMIT if limit is None else limit
+    if (
+        isinstance(limit, bool)
+        or not isinstance(limit, int)
+        or not 0 < limit <= settings.MAX_LIST_LIMIT
+    ):
+        raise InvalidFilter(f"limit must be an integer from 1 to {settings.MAX_LIST_LIMIT}")
+    queryset = WorkflowRun.objects.newest_first()
+    if workflow is not None:
+        name = workflow if isinstance(workflow, str) else getattr(workflow, "name", None)
+        if not isinstance(name, str):
+            raise InvalidFilter(f"workflow must be a Workflow class or a name, got {workflow!r}")
+        queryset = queryset.for_workflow(name)
+    if status is not None:
+        if status not in RunStatus.values:
+            raise InvalidFilter(f"status {status!r} is not one of {', '.join(RunStatus.values)}")
+        queryset = queryset.filter(status=status)
+    return list(queryset[:limit])
+
+
+def cancel_run(run_id: Any) -> WorkflowRun:
+    """Cancel the run and return it.
+
+    A pending run, or an active run with no step executing (waiting or
+    between retries), becomes `cancelled` at once. A run whose step is
+    executing becomes `cancelling`; its next delivery makes it `cancelled`
+    and nothing further is dispatched. Cancelling a `cancelling` run
+    returns it unchanged. Works for runs of workflows no longer registered.
+
+    Raise `RunNotFound`, or `InvalidTransition` if the run already ended.
+    """
+    with transaction.atomic():
+        run = _get_run(WorkflowRun.objects.select_for_update(), run_id)
+        if run.status in TERMINAL_STATUSES:
+            raise InvalidTransition(
+                f"Run {run.pk} is already {run.status} and cannot be cancelled.",
+                run_id=run.pk,
+                status=run.status,
+            )
+        if run.status == RunStatus.CANCELLING:
+            return run
+        if run.status == RunStatus.PENDING:
+            transition_run(run, RunStatus.CANCELLED, scheduled_for=None)
+            return run
+        transition_run(run, RunStatus.CANCELLING)
+        executing = StepAttempt.objects.filter(run=run, status=AttemptStatus.RUNNING).exists()
+        if not executing:
+            # Nothing is running (a wait or a retry backoff): the queued
+            # delivery will find a terminal run and do nothing.
+            transition_run(run, RunStatus.CANCELLED, scheduled_for=None)
+        return run
+
+
+def replay_run(run_id: Any) -> WorkflowRun:
+    """Start a new run with the source run's workflow, trigger and payload.
+
+    The new run links to its source (`replayed_from`) and starts at the
+    entry step; the source is untouched. Raise `RunNotFound`,
+    `UnknownWorkflow` if the workflow is no longer registered, or
+    `UnknownTrigger` / `InvalidPayload` if the definition changed since.
+    """
+    source = _get_run(WorkflowRun.objects.all(), run_id)
+    definition = registry.get(source.workflow)
+    trigger = definition.get_trigger(source.trigger)
+    payload = trigger.clean_payload(source.payload)
+    return _create_run(definition, trigger.name, payload, replayed_from=source)

@@ -1,0 +1,136 @@
+"""System checks: workflow definition errors and settings that break delivery guarantees.
+
+Check ids are listed in docs/reference/checks.md. No check touches the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core import checks
+
+from squidmesh.workflow.validation import CHECK_IDS
+
+__all__ = ["check_settings", "check_workflows"]
+
+
+@checks.register("squidmesh")
+def check_workflows(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from squidmesh.registry import registry
+
+    messages: list[checks.CheckMessage] = []
+    for error in registry.definition_errors:
+        for check_id, message, hint in error.problems:
+            messages.append(
+                checks.Error(
+                    f"Workflow {error.workflow!r}: {message}.",
+                    hint=hint or CHECK_IDS.get(check_id),
+                    obj=error.workflow,
+                    id=check_id,
+                )
+            )
+    messages += _timeout_problems(registry.all())
+    return messages
+
+
+def _timeout_problems(workflows: list) -> list[checks.CheckMessage]:
+    from django_q.conf import Conf
+
+    from squidmesh.conf import settings
+
+    messages = []
+    lease = Conf.RETRY
+    for workflow in workflows:
+        for step in workflow.steps.values():
+            timeout = step.timeout or Conf.TIMEOUT
+            if timeout is None:
+                continue
+            if timeout + settings.INTERRUPTED_GRACE >= lease:
+                messages.append(
+                    checks.Error(
+                        f"Workflow {workflow.name!r}: step {step.name!r} may run for "
+                        f"{timeout:g}s (+{settings.INTERRUPTED_GRACE}s grace) but django-q2 "
+                        f"redelivers a task after Q_CLUSTER['retry'] = {lease}s.",
+                        hint="Raise Q_CLUSTER['retry'] above the longest step timeout plus "
+                        "SQUIDMESH['INTERRUPTED_GRACE'], or lower the step's timeout.",
+                        obj=workflow.name,
+                        id="squidmesh.E010",
+                    )
+                )
+    return messages
+
+
+@checks.register("squidmesh")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from django.conf import settings as django_settings
+    from django_q.conf import Conf
+
+    from squidmesh.conf import settings
+
+    messages: list[checks.CheckMessage] = []
+    unknown = settings.unknown_keys()
+    if unknown:
+        messages.append(
+            checks.Error(
+                f"Unknown SQUIDMESH settings: {', '.join(unknown)}.",
+                hint="See docs/reference/settings.md for the supported keys.",
+                id="squidmesh.E014",
+            )
+        )
+    if "django_q" not in {app.split(".")[0] for app in django_settings.INSTALLED_APPS}:
+        messages.append(
+            checks.Error(
+                "squidmesh executes steps through django-q2, which is not installed.",
+                hint="Add 'django_q' to INSTALLED_APPS.",
+                id="squidmesh.E013",
+            )
+        )
+    if Conf.TIMEOUT and Conf.TIMEOUT >= Conf.RETRY:
+        messages.append(
+            checks.Error(
+                f"Q_CLUSTER['timeout'] ({Conf.TIMEOUT}s) is not below Q_CLUSTER['retry'] "
+                f"({Conf.RETRY}s): a step still running would be delivered a second time.",
+                hint="Set retry to the longest step time plus queue wait, above timeout.",
+                id="squidmesh.E013",
+            )
+        )
+    if Conf.ACK_FAILURES:
+        messages.append(
+            checks.Error(
+                "Q_CLUSTER['ack_failures'] is True: a step task that hits an infrastructure "
+                "fault (database down) would be dropped instead of redelivered.",
+                hint="Remove ack_failures; squidmesh records step failures itself.",
+                id="squidmesh.E013",
+            )
+        )
+    if Conf.MAX_ATTEMPTS:
+        messages.append(
+            checks.Warning(
+                f"Q_CLUSTER['max_attempts'] = {Conf.MAX_ATTEMPTS}: django-q2 drops a task after "
+                "that many failed deliveries, which can strand a run during a long outage.",
+                hint="Leave max_attempts at 0; step retries are squidmesh's job.",
+                id="squidmesh.W001",
+            )
+        )
+    from squidmesh.runtime.dispatcher import _uses_orm_broker
+
+    if not _uses_orm_broker():
+        messages.append(
+            checks.Warning(
+                "The django-q2 broker is not the ORM broker: delayed dispatch (retry "
+                "backoff, wait steps) falls back to ONCE schedules checked every ~30 s, and "
+                "dispatch is not in the same transaction as the state change.",
+                hint="Use Q_CLUSTER['orm'] = 'default' for precise delays and transactional "
+                "dispatch (docs/reference/settings.md).",
+                id="squidmesh.W002",
+            )
+        )
+    if Conf.SYNC:
+        messages.append(
+            checks.Warning(
+                "Q_CLUSTER['sync'] is True: steps run inline in the caller and retry/wait "
+                "delays are not honoured. Use it for quick experiments only.",
+                id="squidmesh.W003",
+            )
+        )
+    return messages

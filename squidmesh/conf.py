@@ -1,0 +1,103 @@
+"""The `SQUIDMESH` settings namespace, read through `squidmesh.conf.settings`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+__all__ = ["DEFAULTS", "settings"]
+
+DEFAULTS: dict[str, Any] = {
+    # django-q2 cluster (queue) name squidmesh dispatches step tasks to;
+    # None means the default cluster of `Q_CLUSTER`.
+    "CLUSTER": None,
+    # Dotted path of the dispatcher class (see squidmesh.runtime.dispatcher).
+    "DISPATCHER": "squidmesh.runtime.dispatcher.DjangoQDispatcher",
+    # Seconds added to a step's timeout before a `running` attempt found on
+    # redelivery is presumed to belong to a dead worker.
+    "INTERRUPTED_GRACE": 5,
+    # Default and maximum `limit` of `list_runs`.
+    "LIST_LIMIT": 50,
+    "MAX_LIST_LIMIT": 1000,
+    # Keep step output bigger than this many bytes (JSON) out of the context:
+    # the step fails terminally instead of bloating every later row read.
+    "MAX_STEP_OUTPUT_BYTES": 1_000_000,
+    # REST API permissions (squidmesh.contrib.rest_framework).
+    "API_READ_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "API_WRITE_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # Cron activation: None = every registered workflow with cron triggers;
+    # a list of workflow names limits activation to those.
+    "CRON_WORKFLOWS": None,
+    "CRON_EXCLUDE": [],
+}
+
+IMPORT_STRINGS = {
+    "DISPATCHER",
+    "API_READ_PERMISSION_CLASSES",
+    "API_WRITE_PERMISSION_CLASSES",
+}
+
+
+class SquidmeshSettings:
+    """Lazy view of `settings.SQUIDMESH` merged over `DEFAULTS`.
+
+    Import strings are resolved on first access, with errors naming the
+    setting; the cache is dropped on `setting_changed` so
+    `override_settings(SQUIDMESH=...)` works in tests.
+    """
+
+    def __init__(self) -> None:
+        self._cached: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(django_settings, "SQUIDMESH", {}) or {}
+        if not isinstance(value, dict):
+            raise ImproperlyConfigured("settings.SQUIDMESH must be a dict.")
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in DEFAULTS:
+            raise AttributeError(f"Invalid squidmesh setting: {name!r}")
+        if name in self._cached:
+            return self._cached[name]
+        value = self.user_settings.get(name, DEFAULTS[name])
+        if name in IMPORT_STRINGS:
+            value = _import(value, name)
+        self._cached[name] = value
+        return value
+
+    def unknown_keys(self) -> list[str]:
+        """Return the keys of `settings.SQUIDMESH` that squidmesh does not know."""
+        return sorted(set(self.user_settings) - set(DEFAULTS))
+
+    def reload(self) -> None:
+        self._cached.clear()
+
+
+def _import(value: Any, setting_name: str) -> Any:
+    if isinstance(value, list | tuple):
+        return [_import(item, setting_name) for item in value]
+    if not isinstance(value, str):
+        return value
+    try:
+        return import_string(value)
+    except ImportError as error:
+        raise ImproperlyConfigured(
+            f"Could not import {value!r} for setting SQUIDMESH[{setting_name!r}]: {error}"
+        ) from error
+
+
+settings = SquidmeshSettings()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "SQUIDMESH":
+        settings.reload()
+
+
+setting_changed.connect(_reload)

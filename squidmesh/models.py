@@ -1,0 +1,197 @@
+"""Durable workflow state: runs, step runs and attempts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from squidmesh.lifecycle import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    AttemptStatus,
+    RunStatus,
+    StepStatus,
+)
+from squidmesh.querysets import AttemptQuerySet, StepRunQuerySet, WorkflowRunQuerySet
+
+__all__ = ["StepAttempt", "StepRun", "WorkflowRun"]
+
+
+class WorkflowRun(models.Model):
+    """One execution of a workflow, from its trigger to a terminal status."""
+
+    Status = RunStatus
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workflow = models.CharField(
+        _("workflow"), max_length=200, help_text=_("Registered name of the workflow.")
+    )
+    trigger = models.CharField(_("trigger"), max_length=100)
+    status = models.CharField(
+        _("status"), max_length=20, choices=RunStatus.choices, default=RunStatus.PENDING
+    )
+    payload = models.JSONField(_("payload"), default=dict, encoder=DjangoJSONEncoder)
+    context = models.JSONField(
+        _("context"),
+        default=dict,
+        encoder=DjangoJSONEncoder,
+        help_text=_("Outputs of the succeeded steps, merged in order."),
+    )
+    current_step = models.CharField(_("current step"), max_length=200, null=True, blank=True)
+    last_error = models.JSONField(_("last error"), null=True, blank=True, encoder=DjangoJSONEncoder)
+    replayed_from = models.ForeignKey(
+        "self",
+        verbose_name=_("replayed from"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replays",
+    )
+    idempotency_key = models.CharField(_("idempotency key"), max_length=255, null=True, blank=True)
+    scheduled_for = models.DateTimeField(
+        _("next delivery due"),
+        null=True,
+        blank=True,
+        help_text=_("When the pending delivery (a wait or a retry) is due, if it is delayed."),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    objects = WorkflowRunQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("workflow run")
+        verbose_name_plural = _("workflow runs")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="squidmesh_run_newest"),
+            models.Index(fields=["workflow", "-created_at"], name="squidmesh_run_workflow"),
+            models.Index(fields=["status", "-created_at"], name="squidmesh_run_status"),
+            models.Index(
+                fields=["updated_at"],
+                name="squidmesh_run_live",
+                condition=Q(status__in=sorted(ACTIVE_STATUSES)),
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="squidmesh_run_idempotency_key",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=RunStatus.values), name="squidmesh_run_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow} {self.pk} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+
+class StepRun(models.Model):
+    """The state of one step within one run (each step runs at most once per run)."""
+
+    Status = StepStatus
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    run = models.ForeignKey(
+        WorkflowRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="step_runs"
+    )
+    step = models.CharField(_("step"), max_length=200)
+    position = models.PositiveIntegerField(
+        _("position"), help_text=_("Order in which the run reached this step (1-based).")
+    )
+    status = models.CharField(_("status"), max_length=20, choices=StepStatus.choices)
+    output = models.JSONField(
+        _("output"),
+        null=True,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text=_("The mapping the step returned, merged into the run context."),
+    )
+    note = models.JSONField(
+        _("note"),
+        null=True,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text=_("Built-in step record: the message of a log step, the due time of a wait."),
+    )
+    attempt_count = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.JSONField(_("last error"), null=True, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    objects = StepRunQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("step run")
+        verbose_name_plural = _("step runs")
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step"], name="squidmesh_steprun_unique_step"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step} ({self.status})"
+
+
+class StepAttempt(models.Model):
+    """One execution attempt of a step: one delivery that ran the step body."""
+
+    Status = AttemptStatus
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    step_run = models.ForeignKey(
+        StepRun, verbose_name=_("step run"), on_delete=models.CASCADE, related_name="attempts"
+    )
+    run = models.ForeignKey(
+        WorkflowRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="attempts"
+    )
+    number = models.PositiveIntegerField(_("attempt number"))
+    status = models.CharField(_("status"), max_length=20, choices=AttemptStatus.choices)
+    error = models.JSONField(_("error"), null=True, blank=True, encoder=DjangoJSONEncoder)
+    due_at = models.DateTimeField(
+        _("due"), null=True, blank=True, help_text=_("When the delivery was due to start.")
+    )
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    worker = models.CharField(
+        _("worker"), max_length=200, blank=True, help_text=_("host:pid that ran the attempt.")
+    )
+
+    objects = AttemptQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("step attempt")
+        verbose_name_plural = _("step attempts")
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["step_run", "number"], name="squidmesh_attempt_unique_number"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} ({self.status})"
+
+    @property
+    def duration(self) -> timedelta | None:
+        return self.finished_at - self.started_at if self.finished_at else None

@@ -1,0 +1,103 @@
+"""QuerySets with the domain verbs used on engine state."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+from django.utils import timezone
+
+from squidmesh.exceptions import InvalidTransition
+from squidmesh.lifecycle import ACTIVE_STATUSES, TERMINAL_STATUSES, AttemptStatus, can_transition
+
+if TYPE_CHECKING:
+    from squidmesh.models import WorkflowRun
+
+__all__ = ["AttemptQuerySet", "StepRunQuerySet", "WorkflowRunQuerySet"]
+
+
+class WorkflowRunQuerySet(models.QuerySet):
+    def active(self) -> WorkflowRunQuerySet:
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+    def terminal(self) -> WorkflowRunQuerySet:
+        return self.filter(status__in=TERMINAL_STATUSES)
+
+    def for_workflow(self, name: str) -> WorkflowRunQuerySet:
+        return self.filter(workflow=name)
+
+    def newest_first(self) -> WorkflowRunQuerySet:
+        return self.order_by("-created_at", "-id")
+
+    def stale(self, older_than: timedelta) -> WorkflowRunQuerySet:
+        """Return active runs not updated for `older_than` (candidates for recovery)."""
+        return self.active().filter(updated_at__lt=timezone.now() - older_than)
+
+    def locked(self, run_id: Any) -> WorkflowRun | None:
+        """Return the run with `run_id` under a row lock (inside a transaction), or None."""
+        return self.select_for_update().filter(pk=run_id).first()
+
+    def transition(self, run: WorkflowRun, target: str, **changes: Any) -> None:
+        """Move `run` to status `target`, compare-and-set on the status it was read with.
+
+        Raise `InvalidTransition` when the lifecycle does not allow the move
+        or another writer changed the status first; `run` is updated in
+        place on success.
+        """
+        if not can_transition(run.status, target):
+            raise InvalidTransition(
+                f"Run {run.pk} cannot go from {run.status} to {target}.",
+                run_id=run.pk,
+                status=run.status,
+            )
+        now = timezone.now()
+        changes.setdefault("updated_at", now)
+        if target in TERMINAL_STATUSES:
+            changes.setdefault("finished_at", now)
+        updated = self.filter(pk=run.pk, status=run.status).update(status=target, **changes)
+        if updated != 1:
+            raise InvalidTransition(
+                f"Run {run.pk} changed status concurrently (expected {run.status}).",
+                run_id=run.pk,
+                status=run.status,
+            )
+        run.status = target
+        for field, value in changes.items():
+            setattr(run, field, value)
+
+    def save_progress(self, run: WorkflowRun, **changes: Any) -> bool:
+        """Write non-status changes if the run still has the status and step it was read with."""
+        changes.setdefault("updated_at", timezone.now())
+        updated = self.filter(pk=run.pk, status=run.status, current_step=run.current_step).update(
+            **changes
+        )
+        if updated:
+            for field, value in changes.items():
+                setattr(run, field, value)
+        return bool(updated)
+
+
+class StepRunQuerySet(models.QuerySet):
+    def in_order(self) -> StepRunQuerySet:
+        return self.order_by("position", "created_at")
+
+
+class AttemptQuerySet(models.QuerySet):
+    def running(self) -> AttemptQuerySet:
+        return self.filter(status=AttemptStatus.RUNNING)
+
+    def started_before(self, moment: datetime) -> AttemptQuerySet:
+        return self.filter(started_at__lt=moment)
+
+    def close(self, attempt: Any, status: str, **changes: Any) -> bool:
+        """Close a running attempt; compare-and-set on `running`, so it closes once."""
+        changes.setdefault("finished_at", timezone.now())
+        updated = self.filter(pk=attempt.pk, status=AttemptStatus.RUNNING).update(
+            status=status, **changes
+        )
+        if updated:
+            attempt.status = status
+            for field, value in changes.items():
+                setattr(attempt, field, value)
+        return bool(updated)

@@ -1,0 +1,1 @@
+"""The runtime: dispatch of step tasks, their execution and retry decisions."""

@@ -1,0 +1,167 @@
+"""Turn execution intent ("run step S of run R, attempt N, at time T") into queue work.
+
+The default dispatcher enqueues django-q2 tasks. On django-q2's ORM broker
+using squidmesh's database, the queue row is written on the same connection
+as the state change, so both commit or neither does (an outbox without a
+relay). Delayed work (retry backoff, `wait`) is a queue row whose `lock`
+("no cluster may pull before") is the due time: django-q2 picks it up within
+one `poll` of being due, where its ONCE schedules are only checked every 30 s.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import router, transaction
+from django.utils import timezone
+
+from squidmesh.conf import settings
+
+__all__ = ["Dispatch", "Dispatcher", "DjangoQDispatcher", "get_dispatcher"]
+
+EXECUTE_STEP = "squidmesh.runtime.executor.execute_step"
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """One unit of queue work: identifiers only, never payload or context."""
+
+    run_id: str
+    workflow: str
+    step: str
+    attempt: int
+    due: datetime | None = None
+    timeout: float | None = None
+
+    @property
+    def task_name(self) -> str:
+        # django-q2's Task.name is limited to 100 characters.
+        return f"{self.run_id}:{self.step}#{self.attempt}"[:100]
+
+
+class Dispatcher:
+    """The executor interface the engine talks to; subclass to use another queue."""
+
+    #: True when `dispatch` writes in the caller's transaction (commit together).
+    transactional = False
+
+    def dispatch(self, work: Dispatch) -> str | None:
+        """Queue `work` to run `execute_step(run_id, step, attempt)` at or after `work.due`.
+
+        Return the queue's task id when known.
+        """
+        raise NotImplementedError
+
+
+class DjangoQDispatcher(Dispatcher):
+    """Dispatch step tasks through django-q2 (`Q_CLUSTER` configures the broker)."""
+
+    @property
+    def transactional(self) -> bool:  # type: ignore[override]
+        from django_q.conf import Conf
+
+        from squidmesh.models import WorkflowRun
+
+        return bool(
+            Conf.ORM
+            and not Conf.SYNC
+            and _uses_orm_broker()
+            and router.db_for_write(WorkflowRun) == Conf.ORM
+        )
+
+    def dispatch(self, work: Dispatch) -> str | None:
+        if self.transactional:
+            return self._enqueue(work)
+        # Not the same database (Redis, another alias, sync mode): enqueue
+        # only once the state change is durable. A crash between commit and
+        # enqueue leaves an active run without work; see docs (recovery).
+        transaction.on_commit(lambda: self._enqueue(work), robust=False)
+        return None
+
+    def _enqueue(self, work: Dispatch) -> str:
+        from django_q.conf import Conf
+        from django_q.tasks import async_task
+
+        options: dict[str, Any] = {"task_name": work.task_name}
+        cluster = settings.CLUSTER
+        if cluster:
+            options["cluster"] = cluster
+        if work.timeout:
+            # The worker's SIGALRM takes whole seconds.
+            options["timeout"] = math.ceil(work.timeout)
+        delayed = work.due is not None and work.due > timezone.now()
+        if delayed and not Conf.SYNC:
+            if not _uses_orm_broker():
+                return self._schedule_once(work, cluster)
+            options["broker"] = _delayed_orm_broker_class()(cluster or Conf.CLUSTER_NAME, work.due)
+        return async_task(EXECUTE_STEP, work.run_id, work.step, work.attempt, q_options=options)
+
+    def _schedule_once(self, work: Dispatch, cluster: str | None) -> str:
+        # Brokers other than the ORM have no "not before": fall back to a
+        # django-q2 ONCE schedule, which its scheduler checks only every ~30 s.
+        from django_q.models import Schedule
+
+        schedule = Schedule.objects.create(
+            name=f"squidmesh {work.task_name}"[:100],
+            func=EXECUTE_STEP,
+            args=repr((work.run_id, work.step, work.attempt)),
+            schedule_type=Schedule.ONCE,
+            repeats=-1,
+            next_run=work.due,
+            cluster=cluster,
+        )
+        return f"schedule:{schedule.pk}"
+
+
+def _uses_orm_broker() -> bool:
+    """Return whether `get_broker()` gives django-q2's ORM broker (its precedence order)."""
+    from django_q.conf import Conf
+
+    if Conf.BROKER_CLASS:
+        from django.utils.module_loading import import_string
+        from django_q.brokers.orm import ORM
+
+        return issubclass(import_string(Conf.BROKER_CLASS), ORM)
+    return bool(Conf.ORM and not Conf.IRON_MQ and not isinstance(Conf.SQS, dict))
+
+
+@functools.cache
+def _delayed_orm_broker_class() -> type:
+    # Built lazily: django_q.brokers.orm imports models, which needs the app registry.
+    from django_q.brokers.orm import ORM
+    from django_q.models import OrmQ
+
+    class DelayedOrmBroker(ORM):
+        """An ORM broker whose enqueue is invisible to clusters until `not_before`."""
+
+        def __init__(self, list_key: str, not_before: datetime):
+            super().__init__(list_key=list_key)
+            self.not_before = not_before
+
+        def enqueue(self, task: str) -> int:
+            from django_q.conf import Conf
+
+            # `lock` is django-q2's "no cluster may pull before"; dequeue
+            # selects rows with lock < now.
+            package = OrmQ.objects.using(Conf.ORM).create(
+                key=self.list_key, payload=task, lock=self.not_before
+            )
+            return package.pk
+
+    return DelayedOrmBroker
+
+
+_dispatcher: Dispatcher | None = None
+
+
+def get_dispatcher() -> Dispatcher:
+    """Return the dispatcher named by `SQUIDMESH['DISPATCHER']`."""
+    dispatcher_class = settings.DISPATCHER
+    global _dispatcher
+    if not isinstance(_dispatcher, dispatcher_class):
+        _dispatcher = dispatcher_class()
+    return _dispatcher

@@ -1,0 +1,440 @@
+"""Execute one step attempt: claim it, run the step body, record the outcome, advance.
+
+A delivery is `(run_id, step, attempt)`. The executor works in three phases:
+
+1. *claim*, in one transaction under the run's row lock: refuse stale and
+   duplicate deliveries, close an attempt a dead worker left `running`,
+   record the new attempt as `running`;
+2. run the step body outside any transaction (it may take long and call
+   other systems);
+3. *finish*, in one transaction under the run's row lock: close the attempt
+   (compare-and-set on `running`), merge the output into the context and
+   dispatch what comes next in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from squidmesh import signals
+from squidmesh.conf import settings
+from squidmesh.exceptions import DeliveryDeferred, StepFailure
+from squidmesh.lifecycle import (
+    TERMINAL_STATUSES,
+    AttemptStatus,
+    RunStatus,
+    StepStatus,
+)
+from squidmesh.models import StepAttempt, StepRun, WorkflowRun
+from squidmesh.registry import registry
+from squidmesh.runtime import retry
+from squidmesh.runtime.context import StepContext
+from squidmesh.runtime.dispatcher import Dispatch, get_dispatcher
+from squidmesh.workflow.steps import COMPLETE, Step
+
+__all__ = [
+    "advance_to",
+    "dispatch_step",
+    "execute_step",
+    "record_failure",
+    "run_metadata",
+    "transition_run",
+]
+
+logger = logging.getLogger("squidmesh.runtime")
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def execute_step(run_id: str, step: str, attempt: int) -> str:
+    """django-q2 task: run attempt `attempt` of `step` in run `run_id`.
+
+    Return a short description of what happened (kept by django-q2 as the
+    task result). Raise only for infrastructure faults, so that django-q2
+    does not acknowledge the task and redelivers it after its lease.
+    """
+    return StepExecutor(run_id, step, int(attempt)).execute()
+
+
+@dataclass
+class Claim:
+    run: WorkflowRun
+    workflow: Any
+    step: Step
+    step_run: StepRun
+    attempt: StepAttempt
+
+
+class Skip(Exception):
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+class StepExecutor:
+    def __init__(self, run_id: str, step: str, attempt: int):
+        self.run_id = str(run_id)
+        self.step_name = step
+        self.attempt_number = attempt
+        self.workflow_name = ""
+        self.trigger = ""
+
+    def execute(self) -> str:
+        try:
+            claim = self._claim()
+        except Skip as skip:
+            self._skipped(skip.reason)
+            return f"skipped: {skip.reason}"
+        except IntegrityError:
+            # Unique (run, step) / (step run, number) caught a racing claim
+            # the row lock did not serialize (e.g. SQLite in deferred mode).
+            self._skipped("duplicate delivery: attempt already claimed")
+            return "skipped: duplicate delivery"
+        if claim is None:
+            return "closed an interrupted attempt"
+        started = time.monotonic()
+        output, error, retryable = self._run_body(claim)
+        return self._finish(claim, output, error, retryable, time.monotonic() - started)
+
+    # -- phase 1 -----------------------------------------------------------
+
+    @transaction.atomic
+    def _claim(self) -> Claim | None:
+        try:
+            run = WorkflowRun.objects.locked(self.run_id)
+        except ValidationError:
+            run = None
+        if run is None:
+            raise Skip("run not found")
+        self.workflow_name, self.trigger = run.workflow, run.trigger
+        if run.status in TERMINAL_STATUSES:
+            raise Skip(f"run is {run.status}")
+        if run.status == RunStatus.CANCELLING:
+            transition_run(run, RunStatus.CANCELLED, current_step=None, scheduled_for=None)
+            raise Skip("run was cancelled")
+        if run.current_step != self.step_name:
+            raise Skip(f"stale delivery: the run is at step {run.current_step!r}")
+        # An unregistered workflow raises UnknownWorkflow: the task stays
+        # queued (redelivered after the lease) until a worker knows it or an
+        # operator cancels the run.
+        workflow = registry.get(run.workflow)
+        step = workflow.steps.get(self.step_name)
+        if step is None:
+            error = {"type": "UnknownStep", "message": f"step {self.step_name!r} no longer exists"}
+            transition_run(run, RunStatus.FAILED, last_error=error, scheduled_for=None)
+            raise Skip(error["message"])
+
+        step_run = StepRun.objects.filter(run=run, step=self.step_name).first()
+        latest = step_run.attempts.order_by("-number").first() if step_run else None
+        if step_run is not None and step_run.status in (StepStatus.COMPLETED, StepStatus.FAILED):
+            raise Skip(f"step already {step_run.status}")
+        if latest is not None and latest.status == AttemptStatus.RUNNING:
+            if not self._presumed_dead(latest, step):
+                # Another worker holds this attempt. Do not acknowledge: if
+                # that worker dies, this task comes back after the lease.
+                raise DeliveryDeferred(
+                    f"Attempt {latest.number} of {self.step_name!r} in run {run.pk} is "
+                    "still running in another worker."
+                )
+            StepAttempt.objects.close(
+                latest,
+                AttemptStatus.INTERRUPTED,
+                error={
+                    "type": "Interrupted",
+                    "message": f"worker {latest.worker} stopped during the attempt",
+                    "retryable": True,
+                },
+            )
+            self.attempt_number = latest.number
+            record_failure(run, workflow, step, step_run, latest.error, retryable=True)
+            return None
+        expected = latest.number + 1 if latest else 1
+        if self.attempt_number != expected:
+            raise Skip(f"stale delivery: attempt {self.attempt_number}, expected {expected}")
+
+        now = timezone.now()
+        if step_run is None:
+            step_run = StepRun.objects.create(
+                run=run,
+                step=self.step_name,
+                position=StepRun.objects.filter(run=run).count() + 1,
+                status=StepStatus.RUNNING,
+                attempt_count=self.attempt_number,
+                created_at=now,
+            )
+        else:
+            StepRun.objects.filter(pk=step_run.pk).update(
+                status=StepStatus.RUNNING, attempt_count=self.attempt_number
+            )
+        attempt = StepAttempt.objects.create(
+            step_run=step_run,
+            run=run,
+            number=self.attempt_number,
+            status=AttemptStatus.RUNNING,
+            due_at=run.scheduled_for,
+            started_at=now,
+            worker=WORKER,
+        )
+        if run.status != RunStatus.RUNNING:
+            transition_run(
+                run, RunStatus.RUNNING, scheduled_for=None, started_at=run.started_at or now
+            )
+        self._send(signals.step_started, run)
+        return Claim(run, workflow, step, step_run, attempt)
+
+    def _presumed_dead(self, attempt: StepAttempt, step: Step) -> bool:
+        from django_q.conf import Conf
+
+        # django-q2 ends a task at its timeout, so an attempt older than the
+        # timeout (plus grace for the finishing transaction) has no live worker.
+        limit = step.timeout or Conf.TIMEOUT or Conf.RETRY
+        deadline = attempt.started_at + timedelta(seconds=limit + settings.INTERRUPTED_GRACE)
+        return timezone.now() > deadline
+
+    # -- phase 2 -----------------------------------------------------------
+
+    def _run_body(self, claim: Claim) -> tuple[dict | None, dict | None, bool]:
+        from django_q.exceptions import TimeoutException
+
+        run = claim.run
+        ctx = StepContext(
+            run_id=str(run.pk),
+            workflow=run.workflow,
+            trigger=run.trigger,
+            step=self.step_name,
+            attempt=self.attempt_number,
+            payload=dict(run.payload),
+            context=dict(run.context),
+        )
+        self.ctx = ctx
+        with ctx:
+            try:
+                output = claim.step.execute({**run.payload, **run.context}, ctx)
+            except StepFailure as failure:
+                return None, failure.as_error(), failure.retryable
+            except TimeoutException as timeout:
+                # django-q2's alarm for the task timeout; the worker goes on.
+                return None, {"type": "Timeout", "message": str(timeout)}, True
+            except Exception as error:
+                ctx.logger.warning("step %s raised %r", self.step_name, error)
+                return (
+                    None,
+                    {
+                        "type": type(error).__name__,
+                        "message": str(error),
+                        "traceback": traceback.format_exc(limit=20),
+                    },
+                    True,
+                )
+        return _check_output(output)
+
+    # -- phase 3 -----------------------------------------------------------
+
+    def _finish(
+        self,
+        claim: Claim,
+        output: dict | None,
+        error: dict | None,
+        retryable: bool,
+        duration: float,
+    ) -> str:
+        with transaction.atomic():
+            run = WorkflowRun.objects.locked(self.run_id)
+            attempt = claim.attempt
+            status = AttemptStatus.FAILED if error else AttemptStatus.SUCCEEDED
+            if run is None or not StepAttempt.objects.close(attempt, status, error=error):
+                # The attempt was closed as interrupted meanwhile (this
+                # worker outlived its lease); its retry owns the step now.
+                self._skipped("attempt was closed by another delivery")
+                return "discarded: attempt closed by another delivery"
+            step_run, workflow, step = claim.step_run, claim.workflow, claim.step
+            note = getattr(self, "ctx", None) and self.ctx.note
+            if error is None:
+                context = {**run.context, **output}
+                StepRun.objects.filter(pk=step_run.pk).update(
+                    status=StepStatus.COMPLETED,
+                    output=output,
+                    note=note,
+                    finished_at=attempt.finished_at,
+                )
+                self._send(signals.step_completed, run, duration=duration)
+                if run.status == RunStatus.CANCELLING:
+                    transition_run(run, RunStatus.CANCELLED, context=context, current_step=None)
+                    return "completed; run cancelled"
+                if run.status in TERMINAL_STATUSES:
+                    # Recorded, not advanced; the context still reflects
+                    # every succeeded step.
+                    WorkflowRun.objects.filter(pk=run.pk, status=run.status).update(context=context)
+                    return f"completed; run already {run.status}"
+                advance_to(run, workflow, workflow.next_step(step.name, "ok"), context=context)
+                return "completed"
+            self._send(signals.step_failed, run, duration=duration, error=error)
+            if run.status == RunStatus.CANCELLING:
+                StepRun.objects.filter(pk=step_run.pk).update(
+                    status=StepStatus.FAILED, last_error=error, finished_at=attempt.finished_at
+                )
+                transition_run(run, RunStatus.CANCELLED, last_error=error, current_step=None)
+                return "failed; run cancelled"
+            if run.status in TERMINAL_STATUSES:
+                return f"failed; run already {run.status}"
+            return record_failure(run, workflow, step, step_run, error, retryable=retryable)
+
+    # -- signals -------------------------------------------------------------
+
+    def _metadata(self, run: WorkflowRun | None = None) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow_name,
+            "trigger": self.trigger,
+            "status": run.status if run else None,
+            "current_step": run.current_step if run else None,
+            "step": self.step_name,
+            "attempt": self.attempt_number,
+        }
+
+    def _send(self, signal, run: WorkflowRun, **extra: Any) -> None:
+        signals.send_after_commit(signal, self.workflow_name, **self._metadata(run), **extra)
+
+    def _skipped(self, reason: str) -> None:
+        logger.info(
+            "skipped delivery of %s#%s for run %s: %s",
+            self.step_name,
+            self.attempt_number,
+            self.run_id,
+            reason,
+            extra={"run_id": self.run_id, "step": self.step_name, "attempt": self.attempt_number},
+        )
+        signals.step_skipped.send_robust(
+            sender=self.workflow_name, **self._metadata(), reason=reason
+        )
+
+
+def _check_output(output: Any) -> tuple[dict | None, dict | None, bool]:
+    """Return (output, error, retryable): a step must return a JSON-ready mapping or None."""
+    if output is None:
+        return {}, None, False
+    if not isinstance(output, Mapping):
+        message = f"step returned {type(output).__name__}, expected a mapping or None"
+        return None, {"type": "InvalidStepOutput", "message": message}, False
+    try:
+        encoded = json.dumps(output, cls=DjangoJSONEncoder)
+    except (TypeError, ValueError) as error:
+        message = f"step output is not JSON-serializable: {error}"
+        return None, {"type": "InvalidStepOutput", "message": message}, False
+    if len(encoded) > settings.MAX_STEP_OUTPUT_BYTES:
+        message = f"step output is {len(encoded)} bytes, over SQUIDMESH['MAX_STEP_OUTPUT_BYTES']"
+        return None, {"type": "InvalidStepOutput", "message": message}, False
+    return json.loads(encoded), None, False
+
+
+def record_failure(
+    run: WorkflowRun,
+    workflow: Any,
+    step: Step,
+    step_run: StepRun,
+    error: dict | None,
+    *,
+    retryable: bool,
+) -> str:
+    """Apply the step's retry policy to a failed attempt (inside the run's lock)."""
+    attempt = step_run.attempt_count or 1
+    decision = retry.decide(step.retry, attempt, retryable=retryable)
+    if decision.retry:
+        due = timezone.now() + timedelta(seconds=decision.delay)
+        StepRun.objects.filter(pk=step_run.pk).update(status=StepStatus.RETRYING, last_error=error)
+        transition_run(run, RunStatus.RETRYING, last_error=error, scheduled_for=due)
+        dispatch_step(run, step, attempt + 1, due)
+        signals.send_after_commit(
+            signals.step_retry_scheduled,
+            run.workflow,
+            **run_metadata(run),
+            step=step.name,
+            attempt=attempt,
+            error=error,
+            delay=decision.delay,
+        )
+        return f"failed; retry {attempt + 1} in {decision.delay:.3f}s"
+    StepRun.objects.filter(pk=step_run.pk).update(
+        status=StepStatus.FAILED, last_error=error, finished_at=timezone.now()
+    )
+    target = workflow.next_step(step.name, "error")
+    if target:
+        if run.status == RunStatus.RETRYING:
+            transition_run(run, RunStatus.RUNNING, last_error=error)
+        advance_to(run, workflow, target, last_error=error)
+        return f"failed ({decision.reason}); on error -> {target}"
+    transition_run(run, RunStatus.FAILED, last_error=error, current_step=step.name)
+    return f"failed ({decision.reason}); run failed"
+
+
+def advance_to(run: WorkflowRun, workflow: Any, target: str | None, **changes: Any) -> None:
+    """Move `run` to step `target` (or complete it) and dispatch that step in this transaction."""
+    if target is None or target == COMPLETE:
+        transition_run(run, RunStatus.COMPLETED, current_step=None, scheduled_for=None, **changes)
+        return
+    step = workflow.steps[target]
+    delay = step.delay_before({**run.payload, **run.context, **changes.get("context", {})})
+    due = timezone.now() + timedelta(seconds=delay) if delay else None
+    WorkflowRun.objects.save_progress(run, current_step=target, scheduled_for=due, **changes)
+    dispatch_step(run, step, 1, due)
+
+
+def dispatch_step(run: WorkflowRun, step: Step, attempt: int, due) -> None:
+    dispatcher = get_dispatcher()
+    task_id = dispatcher.dispatch(
+        Dispatch(
+            run_id=str(run.pk),
+            workflow=run.workflow,
+            step=step.name,
+            attempt=attempt,
+            due=due,
+            timeout=step.timeout,
+        )
+    )
+    schedule_in = max((due - timezone.now()).total_seconds(), 0.0) if due else 0.0
+    signals.send_after_commit(
+        signals.run_dispatched,
+        run.workflow,
+        **run_metadata(run),
+        step=step.name,
+        attempt=attempt,
+        job_id=task_id,
+        queue=settings.CLUSTER,
+        schedule_in=schedule_in,
+    )
+
+
+def transition_run(run: WorkflowRun, target: str, **changes: Any) -> None:
+    """Change the run's status (lifecycle-checked compare-and-set) and signal it."""
+    previous = run.status
+    WorkflowRun.objects.transition(run, target, **changes)
+    signals.send_after_commit(
+        signals.run_transition,
+        run.workflow,
+        **run_metadata(run),
+        from_status=previous,
+        to_status=target,
+    )
+
+
+def run_metadata(run: WorkflowRun) -> dict[str, Any]:
+    return {
+        "run_id": str(run.pk),
+        "workflow": run.workflow,
+        "trigger": run.trigger,
+        "status": run.status,
+        "current_step": run.current_step,
+    }

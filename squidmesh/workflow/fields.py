@@ -1,0 +1,237 @@
+"""Typed payload fields and the `Payload` contract a trigger validates against."""
+
+from __future__ import annotations
+
+import math
+from collections import abc
+from collections.abc import Iterable
+from typing import Any
+
+from django.utils import timezone
+
+__all__ = [
+    "TODAY",
+    "Boolean",
+    "Choice",
+    "Field",
+    "Float",
+    "Integer",
+    "List",
+    "Mapping",
+    "Payload",
+    "String",
+]
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<no default>"
+
+
+NO_DEFAULT: Any = _Missing()
+
+
+class _Today:
+    """Default that resolves to the current date (ISO-8601) when a run is created."""
+
+    def __repr__(self) -> str:
+        return "TODAY"
+
+    def resolve(self) -> str:
+        return timezone.localdate().isoformat()
+
+
+TODAY = _Today()
+
+
+class Field:
+    """One payload field: a type, whether it is required, and a default."""
+
+    type_name = "any"
+
+    def __init__(self, *, required: bool | None = None, default: Any = NO_DEFAULT, help_text=""):
+        self.default = default
+        # A field with a default is optional unless said otherwise.
+        self.required = (default is NO_DEFAULT) if required is None else required
+        self.help_text = help_text
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    def has_default(self) -> bool:
+        return self.default is not NO_DEFAULT
+
+    def default_value(self) -> Any:
+        if isinstance(self.default, _Today):
+            return self.default.resolve()
+        return self.default
+
+    def default_error(self) -> str | None:
+        """Return why the declared default does not fit the field, or None."""
+        if not self.has_default():
+            return None
+        if isinstance(self.default, _Today):
+            return None if isinstance(self, String) else "TODAY is only a default for String"
+        return self.validate(self.default)
+
+    def validate(self, value: Any) -> str | None:
+        """Return an error message for `value`, or None if it is acceptable."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Return a JSON-ready description (used by the admin, API and docs)."""
+        description: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type_name,
+            "required": self.required,
+        }
+        if self.has_default():
+            description["default"] = (
+                repr(self.default) if isinstance(self.default, _Today) else self.default
+            )
+        if self.help_text:
+            description["help_text"] = self.help_text
+        return description
+
+
+class String(Field):
+    type_name = "string"
+
+    def validate(self, value: Any) -> str | None:
+        return None if isinstance(value, str) else "must be a string"
+
+
+class Integer(Field):
+    type_name = "integer"
+
+    def validate(self, value: Any) -> str | None:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "must be an integer"
+
+
+class Float(Field):
+    type_name = "float"
+
+    def validate(self, value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "must be a number"
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be a finite number"
+        return None
+
+
+class Boolean(Field):
+    type_name = "boolean"
+
+    def validate(self, value: Any) -> str | None:
+        return None if isinstance(value, bool) else "must be true or false"
+
+
+class Mapping(Field):
+    type_name = "mapping"
+
+    def validate(self, value: Any) -> str | None:
+        if not isinstance(value, abc.Mapping) or not all(isinstance(k, str) for k in value):
+            return "must be a mapping with string keys"
+        return None
+
+
+class List(Field):
+    type_name = "list"
+
+    def validate(self, value: Any) -> str | None:
+        return None if isinstance(value, list | tuple) else "must be a list"
+
+
+class Choice(Field):
+    """A value from a closed set (the seed's atom type)."""
+
+    type_name = "choice"
+
+    def __init__(self, choices: Iterable[Any], **kwargs: Any):
+        self.choices = list(choices)
+        super().__init__(**kwargs)
+
+    def validate(self, value: Any) -> str | None:
+        if value in self.choices and type(value) in {type(c) for c in self.choices}:
+            return None
+        return f"must be one of {', '.join(repr(c) for c in self.choices)}"
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "choices": self.choices}
+
+
+class PayloadMeta(type):
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]):
+        cls = super().__new__(mcs, name, bases, namespace)
+        declared: dict[str, Field] = {}
+        for base in reversed(cls.__mro__[1:]):
+            declared.update(getattr(base, "declared_fields", {}))
+        declared.update({k: v for k, v in namespace.items() if isinstance(v, Field)})
+        cls.declared_fields = declared
+        return cls
+
+
+class Payload(metaclass=PayloadMeta):
+    """A payload contract declared like a form::
+
+    class InvoicePayload(Payload):
+        invoice_id = String()
+        attempts = Integer(default=3)
+    """
+
+    declared_fields: dict[str, Field]
+
+    @classmethod
+    def from_mapping(cls, fields: abc.Mapping[str, Field]) -> type[Payload]:
+        """Return a `Payload` class with `fields` (a name → `Field` mapping)."""
+        namespace: dict[str, Any] = {}
+        for name, field in fields.items():
+            if not isinstance(field, Field):
+                raise TypeError(f"payload field {name!r} must be a squidmesh Field, got {field!r}")
+            field.name = name
+            namespace[name] = field
+        return PayloadMeta("Payload", (Payload,), namespace)
+
+    @classmethod
+    def clean(cls, data: Any) -> dict[str, Any]:
+        """Return `data` validated, with defaults applied.
+
+        Raise `InvalidPayload` naming every bad field; values are never
+        coerced (a string "3" is not an integer).
+        """
+        from squidmesh.exceptions import InvalidPayload
+
+        if data is None:
+            data = {}
+        if not isinstance(data, abc.Mapping):
+            raise InvalidPayload({"__all__": "payload must be a mapping of field names to values"})
+        errors: dict[str, str] = {}
+        cleaned: dict[str, Any] = {}
+        for key in data:
+            if not isinstance(key, str):
+                errors[str(key)] = "field names must be strings"
+            elif key not in cls.declared_fields:
+                errors[key] = "is not a declared payload field"
+        for name, field in cls.declared_fields.items():
+            if name in data:
+                message = field.validate(data[name])
+                if message:
+                    errors[name] = message
+                else:
+                    cleaned[name] = data[name]
+            elif field.has_default():
+                cleaned[name] = field.default_value()
+            elif field.required:
+                errors[name] = "this field is required"
+        if errors:
+            raise InvalidPayload(errors)
+        return cleaned
+
+    @classmethod
+    def describe(cls) -> list[dict[str, Any]]:
+        return [field.describe() for field in cls.declared_fields.values()]
