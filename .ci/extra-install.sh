@@ -1,0 +1,2 @@
+# Sourced by .ci/run after the package install: extra tools some tests need.
+:
