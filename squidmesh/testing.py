@@ -90,7 +90,9 @@ class Cluster:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so kill() takes the workers too
         )
-        wait_for(lambda: "running." in self.output() or self.process.poll() is not None, ready_timeout)
+        wait_for(
+            lambda: "running." in self.output() or self.process.poll() is not None, ready_timeout
+        )
         if self.process.poll() is not None:
             raise RuntimeError(f"qcluster exited with {self.process.returncode}:\n{self.output()}")
         return self

@@ -79,9 +79,11 @@ class Claim:
     attempt: StepAttempt
 
 
-class Skip(Exception):
-    def __init__(self, reason: str):
-        self.reason = reason
+@dataclass
+class Skip:
+    """A delivery that does not run the step body (the claim transaction still commits)."""
+
+    reason: str
 
 
 class StepExecutor:
@@ -95,14 +97,14 @@ class StepExecutor:
     def execute(self) -> str:
         try:
             claim = self._claim()
-        except Skip as skip:
-            self._skipped(skip.reason)
-            return f"skipped: {skip.reason}"
         except IntegrityError:
             # Unique (run, step) / (step run, number) caught a racing claim
             # the row lock did not serialize (e.g. SQLite in deferred mode).
             self._skipped("duplicate delivery: attempt already claimed")
             return "skipped: duplicate delivery"
+        if isinstance(claim, Skip):
+            self._skipped(claim.reason)
+            return f"skipped: {claim.reason}"
         if claim is None:
             return "closed an interrupted attempt"
         started = time.monotonic()
@@ -112,21 +114,21 @@ class StepExecutor:
     # -- phase 1 -----------------------------------------------------------
 
     @transaction.atomic
-    def _claim(self) -> Claim | None:
+    def _claim(self) -> Claim | Skip | None:
         try:
             run = WorkflowRun.objects.locked(self.run_id)
         except ValidationError:
             run = None
         if run is None:
-            raise Skip("run not found")
+            return Skip("run not found")
         self.workflow_name, self.trigger = run.workflow, run.trigger
         if run.status in TERMINAL_STATUSES:
-            raise Skip(f"run is {run.status}")
+            return Skip(f"run is {run.status}")
         if run.status == RunStatus.CANCELLING:
             transition_run(run, RunStatus.CANCELLED, current_step=None, scheduled_for=None)
-            raise Skip("run was cancelled")
+            return Skip("run was cancelled")
         if run.current_step != self.step_name:
-            raise Skip(f"stale delivery: the run is at step {run.current_step!r}")
+            return Skip(f"stale delivery: the run is at step {run.current_step!r}")
         # An unregistered workflow raises UnknownWorkflow: the task stays
         # queued (redelivered after the lease) until a worker knows it or an
         # operator cancels the run.
@@ -135,12 +137,12 @@ class StepExecutor:
         if step is None:
             error = {"type": "UnknownStep", "message": f"step {self.step_name!r} no longer exists"}
             transition_run(run, RunStatus.FAILED, last_error=error, scheduled_for=None)
-            raise Skip(error["message"])
+            return Skip(error["message"])
 
         step_run = StepRun.objects.filter(run=run, step=self.step_name).first()
         latest = step_run.attempts.order_by("-number").first() if step_run else None
         if step_run is not None and step_run.status in (StepStatus.COMPLETED, StepStatus.FAILED):
-            raise Skip(f"step already {step_run.status}")
+            return Skip(f"step already {step_run.status}")
         if latest is not None and latest.status == AttemptStatus.RUNNING:
             if not self._presumed_dead(latest, step):
                 # Another worker holds this attempt. Do not acknowledge: if
@@ -163,7 +165,7 @@ class StepExecutor:
             return None
         expected = latest.number + 1 if latest else 1
         if self.attempt_number != expected:
-            raise Skip(f"stale delivery: attempt {self.attempt_number}, expected {expected}")
+            return Skip(f"stale delivery: attempt {self.attempt_number}, expected {expected}")
 
         now = timezone.now()
         if step_run is None:
@@ -176,8 +178,9 @@ class StepExecutor:
                 created_at=now,
             )
         else:
+            step_run.status, step_run.attempt_count = StepStatus.RUNNING, self.attempt_number
             StepRun.objects.filter(pk=step_run.pk).update(
-                status=StepStatus.RUNNING, attempt_count=self.attempt_number
+                status=step_run.status, attempt_count=step_run.attempt_count
             )
         attempt = StepAttempt.objects.create(
             step_run=step_run,

@@ -91,7 +91,7 @@ def after_wait(data, ctx):
 @squidmesh.register
 class Waiting(squidmesh.Workflow):
     name = "tests.waiting"
-    triggers = [squidmesh.manual(payload={"seconds": fields.Float(default=2.0)})]
+    triggers = [squidmesh.manual(payload={"label": fields.String(default="w")})]
 
     before = Step(step_a, on_ok="pause")
     pause = squidmesh.wait(2, on_ok="after")

@@ -1,0 +1,141 @@
+import os
+import sys
+
+import pytest
+from django.core import checks
+from django.test import override_settings
+
+import squidmesh
+from squidmesh import Step, UnknownWorkflow
+from squidmesh.exceptions import AlreadyRegistered
+from squidmesh.registry import WorkflowRegistry
+
+
+def noop(data, ctx):
+    return {}
+
+
+def make(name, module="tests.registry_case"):
+    return type(
+        "Case",
+        (squidmesh.Workflow,),
+        {"__module__": module, "name": name, "a": Step(noop), "triggers": [squidmesh.manual()]},
+    )
+
+
+def test_autodiscover__registers_workflows_of_installed_apps():
+    assert {"tests.three_steps", "shop.order_fulfilment", "shop.daily_report"} <= set(
+        squidmesh.registry.names()
+    )
+
+
+def test_register__same_name_from_another_class_raises_naming_both():
+    registry = WorkflowRegistry()
+    registry.register(make("dup", module="app_one.workflows"))
+    with pytest.raises(AlreadyRegistered) as raised:
+        registry.register(make("dup", module="app_two.workflows"))
+    assert "app_one.workflows.Case" in str(raised.value)
+    assert "app_two.workflows.Case" in str(raised.value)
+    assert raised.value.problems[0][0] == "squidmesh.E007"
+
+
+def test_get__by_name_or_class_and_unknown_raises():
+    registry = WorkflowRegistry()
+    workflow = squidmesh.register(make("known"), to=registry)
+    assert registry.get("known") is workflow
+    assert registry.get(workflow) is workflow
+    with pytest.raises(UnknownWorkflow, match="'nope'"):
+        registry.get("nope")
+    registry.unregister("known")
+    assert not registry.is_registered("known")
+
+
+def test_default_name__uses_app_label_and_snake_case():
+    workflow = type(
+        "NightlyCleanUp",
+        (squidmesh.Workflow,),
+        {"__module__": "shop.workflows", "a": Step(noop), "triggers": [squidmesh.manual()]},
+    )
+    assert workflow.name == "shop.nightly_clean_up"
+
+
+def test_autodiscover__definition_error_is_kept_for_check_and_others_still_load(monkeypatch):
+    from django.apps import apps
+
+    source = (
+        "import squidmesh\n"
+        "from squidmesh import Step\n"
+        "class Broken(squidmesh.Workflow):\n"
+        "    name = 'tests.broken'\n"
+        "    triggers = [squidmesh.manual()]\n"
+        "    a = Step(print, on_ok='ghost')\n"
+    )
+    registry = WorkflowRegistry()
+    config = apps.get_app_config("testapp")
+    path = config.path + "/broken_workflows.py"
+    with open(path, "w") as handle:
+        handle.write(source)
+    try:
+        registry.autodiscover("broken_workflows")
+    finally:
+        os.remove(path)
+        sys.modules.pop("tests.testapp.broken_workflows", None)
+    assert [e.workflow for e in registry.definition_errors] == ["tests.broken"]
+    monkeypatch.setattr(squidmesh.registry, "definition_errors", registry.definition_errors)
+    found = checks.run_checks(tags=["squidmesh"])
+    assert [(m.id, m.obj) for m in found if m.id == "squidmesh.E004"] == [
+        ("squidmesh.E004", "tests.broken")
+    ]
+    assert "unknown step 'ghost'" in next(m.msg for m in found if m.id == "squidmesh.E004")
+
+
+def test_autodiscover__other_errors_in_workflows_module_propagate(tmp_path):
+    from django.apps import apps
+
+    config = apps.get_app_config("testapp")
+    path = config.path + "/raising_workflows.py"
+    with open(path, "w") as handle:
+        handle.write("raise ImportError('typo in user code')\n")
+    try:
+        with pytest.raises(ImportError, match="typo in user code"):
+            WorkflowRegistry().autodiscover("raising_workflows")
+    finally:
+        os.remove(path)
+        sys.modules.pop("tests.testapp.raising_workflows", None)
+
+
+def test_check__valid_project_reports_nothing():
+    assert checks.run_checks(tags=["squidmesh"]) == []
+
+
+def test_check__step_timeout_the_lease_cannot_cover_is_e010():
+    q_cluster = {"name": "t", "orm": "default", "timeout": 5, "retry": 12}
+    from django_q.conf import Conf
+
+    original = (Conf.TIMEOUT, Conf.RETRY)
+    Conf.TIMEOUT, Conf.RETRY = 5, 12
+    try:
+        with override_settings(Q_CLUSTER=q_cluster):
+            found = checks.run_checks(tags=["squidmesh"])
+    finally:
+        Conf.TIMEOUT, Conf.RETRY = original
+    e010 = [m for m in found if m.id == "squidmesh.E010"]
+    # shop.order_fulfilment.charge_card has timeout=10 (+2 s grace) >= 12.
+    assert [m.obj for m in e010] == ["shop.order_fulfilment"]
+    assert "charge_card" in e010[0].msg
+
+
+def test_check__settings_that_break_delivery_guarantees():
+    from django_q.conf import Conf
+
+    original = (Conf.ACK_FAILURES, Conf.MAX_ATTEMPTS, Conf.TIMEOUT)
+    Conf.ACK_FAILURES, Conf.MAX_ATTEMPTS, Conf.TIMEOUT = True, 3, 20
+    try:
+        with override_settings(SQUIDMESH={"NOT_A_SETTING": 1}):
+            found = {m.id: m for m in checks.run_checks(tags=["squidmesh"])}
+            ids = [m.id for m in checks.run_checks(tags=["squidmesh"])]
+    finally:
+        Conf.ACK_FAILURES, Conf.MAX_ATTEMPTS, Conf.TIMEOUT = original
+    assert ids.count("squidmesh.E013") == 2  # ack_failures, timeout >= retry
+    assert "squidmesh.W001" in found
+    assert "NOT_A_SETTING" in found["squidmesh.E014"].msg
