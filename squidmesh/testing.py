@@ -77,7 +77,9 @@ class Cluster:
         }
         self.cwd = str(cwd or Path(settings.BASE_DIR if hasattr(settings, "BASE_DIR") else "."))
         self.process: subprocess.Popen | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix="qcluster-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - outlives this method
+            prefix="qcluster-", suffix=".log", delete=False
+        )
 
     def start(self, ready_timeout: float = 30.0) -> Cluster:
         # A forked cluster must not inherit this process's open connections.
