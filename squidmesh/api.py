@@ -17,7 +17,12 @@ from squidmesh.exceptions import InvalidFilter, InvalidTransition, RunNotFound
 from squidmesh.lifecycle import TERMINAL_STATUSES, AttemptStatus, RunStatus
 from squidmesh.models import StepAttempt, StepRun, WorkflowRun
 from squidmesh.registry import registry
-from squidmesh.runtime.executor import dispatch_step, run_metadata, transition_run
+from squidmesh.runtime.executor import (
+    dispatch_step,
+    finish_cancellation,
+    run_metadata,
+    transition_run,
+)
 from squidmesh.workflow.base import Workflow
 
 __all__ = ["cancel_run", "inspect_run", "list_runs", "replay_run", "start_run"]
@@ -199,14 +204,14 @@ def cancel_run(run_id: Any) -> WorkflowRun:
         if run.status == RunStatus.CANCELLING:
             return run
         if run.status == RunStatus.PENDING:
-            transition_run(run, RunStatus.CANCELLED, scheduled_for=None)
+            finish_cancellation(run)
             return run
         transition_run(run, RunStatus.CANCELLING)
         executing = StepAttempt.objects.filter(run=run, status=AttemptStatus.RUNNING).exists()
         if not executing:
             # Nothing is running (a wait or a retry backoff): the queued
             # delivery will find a terminal run and do nothing.
-            transition_run(run, RunStatus.CANCELLED, scheduled_for=None)
+            finish_cancellation(run)
         return run
 
 

@@ -226,3 +226,18 @@ def test_api_before_apps_ready_explains_the_fix(monkeypatch):
     monkeypatch.setattr(apps, "ready", False)
     with pytest.raises(RuntimeError, match=r"after django.setup\(\)"):
         squidmesh.start_run  # noqa: B018
+
+
+def test_cancel_run__run_waiting_to_retry_is_cancelled_with_its_step():
+    run = squidmesh.start_run("tests.flaky", {"fail_times": 2})
+    drain()  # attempt 1 fails; attempt 2 is queued for later
+    assert WorkflowRun.objects.get(pk=run.pk).status == "retrying"
+    cancelled = squidmesh.cancel_run(run.pk)
+    assert (cancelled.status, cancelled.current_step, cancelled.scheduled_for) == (
+        "cancelled",
+        "flaky",
+        None,
+    )
+    assert StepRun.objects.get(run=run).status == "cancelled"
+    drain(include_delayed=True)
+    assert StepAttempt.objects.filter(run=run).count() == 1

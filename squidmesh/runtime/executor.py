@@ -50,6 +50,7 @@ __all__ = [
     "advance_to",
     "dispatch_step",
     "execute_step",
+    "finish_cancellation",
     "record_failure",
     "run_metadata",
     "transition_run",
@@ -125,7 +126,7 @@ class StepExecutor:
         if run.status in TERMINAL_STATUSES:
             return Skip(f"run is {run.status}")
         if run.status == RunStatus.CANCELLING:
-            transition_run(run, RunStatus.CANCELLED, current_step=None, scheduled_for=None)
+            finish_cancellation(run)
             return Skip("run was cancelled")
         if run.current_step != self.step_name:
             return Skip(f"stale delivery: the run is at step {run.current_step!r}")
@@ -275,7 +276,7 @@ class StepExecutor:
                 )
                 self._send(signals.step_completed, run, duration=duration)
                 if run.status == RunStatus.CANCELLING:
-                    transition_run(run, RunStatus.CANCELLED, context=context, current_step=None)
+                    finish_cancellation(run, context=context)
                     return "completed; run cancelled"
                 if run.status in TERMINAL_STATUSES:
                     # Recorded, not advanced; the context still reflects
@@ -289,7 +290,7 @@ class StepExecutor:
                 StepRun.objects.filter(pk=step_run.pk).update(
                     status=StepStatus.FAILED, last_error=error, finished_at=attempt.finished_at
                 )
-                transition_run(run, RunStatus.CANCELLED, last_error=error, current_step=None)
+                finish_cancellation(run, last_error=error)
                 return "failed; run cancelled"
             if run.status in TERMINAL_STATUSES:
                 return f"failed; run already {run.status}"
@@ -418,6 +419,14 @@ def dispatch_step(run: WorkflowRun, step: Step, attempt: int, due) -> None:
         queue=settings.CLUSTER,
         schedule_in=schedule_in,
     )
+
+
+def finish_cancellation(run: WorkflowRun, **changes: Any) -> None:
+    """Make a run `cancelled` (inside its lock); a step waiting to retry is cancelled too."""
+    StepRun.objects.filter(run=run, status=StepStatus.RETRYING).update(
+        status=StepStatus.CANCELLED, finished_at=timezone.now()
+    )
+    transition_run(run, RunStatus.CANCELLED, scheduled_for=None, **changes)
 
 
 def transition_run(run: WorkflowRun, target: str, **changes: Any) -> None:
