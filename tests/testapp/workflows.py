@@ -5,6 +5,7 @@ import time
 
 import squidmesh
 from squidmesh import Retry, Step, StepFailure, TerminalFailure, fields
+from squidmesh.tools import HTTP, ToolError, invoke
 from tests.testapp.models import Execution
 
 
@@ -111,3 +112,40 @@ class Slow(squidmesh.Workflow):
 
     slow = Step(slow, retry=Retry(max_attempts=2, backoff_min=0.2), timeout=6, on_ok="after")
     after = Step(after_wait)
+
+
+def call_http(data, ctx):
+    record(ctx)
+    try:
+        result = invoke(
+            HTTP,
+            {
+                "method": "POST",
+                "url": data["url"],
+                "json": {"label": data["label"]},
+                "timeout": data["timeout"],
+                "idempotency_key": True,
+            },
+            ctx,
+        )
+    except ToolError as error:
+        raise error.as_step_failure() from error
+    return {"http_status": result.payload["status"], "http_body": result.payload["body"]}
+
+
+@squidmesh.register
+class HTTPCall(squidmesh.Workflow):
+    """Call an HTTP endpoint through the tool adapter; tool errors become step failures."""
+
+    name = "tests.http_call"
+    triggers = [
+        squidmesh.manual(
+            payload={
+                "url": fields.String(),
+                "label": fields.String(default="x"),
+                "timeout": fields.Float(default=5.0),
+            }
+        )
+    ]
+
+    call = Step(call_http, retry=Retry(max_attempts=3, backoff_min=0.2), timeout=8)
