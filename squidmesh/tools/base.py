@@ -110,10 +110,15 @@ class ToolContext:
 
     @property
     def idempotency_key(self) -> str | None:
-        """Return a key stable across redeliveries of one step attempt, or None outside a step."""
-        if self.run_id is None or self.step is None or self.attempt is None:
+        """Return `run_id:step`, the same for every attempt of the step; None outside a step.
+
+        Retries must reuse the key, so that a call that did go through
+        before its response was lost is not carried out twice. (The per
+        attempt key is `StepContext.idempotency_key`.)
+        """
+        if self.run_id is None or self.step is None:
             return None
-        return f"{self.run_id}:{self.step}:{self.attempt}"
+        return f"{self.run_id}:{self.step}"
 
     @classmethod
     def from_value(cls, value: Any) -> ToolContext:

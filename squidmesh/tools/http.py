@@ -54,8 +54,9 @@ class HTTPRequest:
 
     `body` is sent as is (str or bytes) or form-encoded (a mapping); `json`
     is encoded as JSON; at most one of them. `timeout` is seconds (or a
-    `(connect, read)` pair). `idempotency_key=True` sends the attempt's key
-    as `Idempotency-Key`; a string sends that string.
+    `(connect, read)` pair). `idempotency_key=True` sends `run_id:step`
+    (the same for every attempt of the step) as `Idempotency-Key`; a string
+    sends that string.
     """
 
     url: str
@@ -177,7 +178,7 @@ class HTTP(Adapter):
         key = request.idempotency_key
         if key is True:
             if context.idempotency_key is None:
-                errors["idempotency_key"] = "True needs a step context (run_id, step, attempt)"
+                errors["idempotency_key"] = "True needs a step context (run_id and step)"
             else:
                 headers[IDEMPOTENCY_HEADER] = context.idempotency_key
         elif isinstance(key, str) and key and "\n" not in key and "\r" not in key:

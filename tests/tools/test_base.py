@@ -151,10 +151,12 @@ def test_adapter__without_call_is_an_adapter_error():
     assert "Lazy must implement call(request, context)" in caught.value.details["error"]
 
 
-def test_tool_context__idempotency_key_needs_run_step_and_attempt():
-    assert ToolContext("r", "wf", "s", 2).idempotency_key == "r:s:2"
-    assert ToolContext("r", "wf", "s", None).idempotency_key is None
-    assert ToolContext.from_value(step_context()).idempotency_key == step_context().idempotency_key
+def test_tool_context__idempotency_key_is_per_step_not_per_attempt():
+    assert ToolContext("r", "wf", "s", 1).idempotency_key == "r:s"
+    assert ToolContext("r", "wf", "s", 2).idempotency_key == "r:s"
+    assert ToolContext("r", None, "s", None).idempotency_key == "r:s"
+    assert ToolContext("r", "wf", None, 1).idempotency_key is None
+    assert ToolContext(None, "wf", "s", 1).idempotency_key is None
 
 
 def test_tool_error__retryable_becomes_a_retryable_step_failure():

@@ -130,10 +130,12 @@ def test_http__mapping_context_sends_only_what_it_has(service):
     assert "x-squidmesh-workflow" not in headers
 
 
-def test_http__idempotency_key_true_sends_the_attempts_key(service):
-    result = call({"url": service.url("/echo"), "idempotency_key": True}, step_context(2))
+def test_http__idempotency_key_true_is_the_same_for_every_attempt(service):
+    first = call({"url": service.url("/echo"), "idempotency_key": True}, step_context(1))
+    second = call({"url": service.url("/echo"), "idempotency_key": True}, step_context(2))
 
-    assert result.payload["body"]["headers"]["idempotency-key"] == "run-42:call:2"
+    keys = [r.payload["body"]["headers"]["idempotency-key"] for r in (first, second)]
+    assert keys == ["run-42:call", "run-42:call"]
 
 
 def test_http__idempotency_key_string_is_sent_as_given(service):
@@ -418,7 +420,7 @@ def test_http__malformed_url_is_a_non_retryable_invalid_request(url, problem):
         ),
         (
             {"url": "http://x", "idempotency_key": True},
-            {"idempotency_key": "True needs a step context (run_id, step, attempt)"},
+            {"idempotency_key": "True needs a step context (run_id and step)"},
         ),
         (
             {"url": "http://x", "idempotency_key": ""},
