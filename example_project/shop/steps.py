@@ -2,6 +2,7 @@
 
 import squidmesh
 from shop.models import Order
+from squidmesh.tools import HTTP, ToolError, invoke
 
 
 def reserve_stock(data, ctx):
@@ -41,3 +42,23 @@ def refund_and_notify(data, ctx):
 def compile_report(data, ctx):
     shipped = Order.objects.filter(status="shipped").count()
     return {"report_date": data["report_date"], "shipped_orders": shipped}
+
+
+def notify_warehouse(data, ctx):
+    """POST the order to the warehouse; it de-duplicates retries on `Idempotency-Key`."""
+    try:
+        result = invoke(
+            HTTP,
+            {
+                "method": "POST",
+                "url": data["warehouse_url"],
+                "json": {"order_ref": data["order_ref"], "lines": data["lines"]},
+                "timeout": data["timeout"],
+                "idempotency_key": True,  # run_id:step, the same on every attempt
+            },
+            ctx,
+        )
+    except ToolError as error:
+        # 429/5xx/timeouts retry under the step's policy; a 4xx fails the step.
+        raise error.as_step_failure() from error
+    return {"warehouse_status": result.payload["status"], "warehouse_reply": result.payload["body"]}

@@ -67,3 +67,28 @@ class DailyReport(squidmesh.Workflow):
 
     compile_report = Step(steps.compile_report, on_ok="announce")
     announce = squidmesh.log("report for {report_date}: {shipped_orders} shipped", level="info")
+
+
+@squidmesh.register
+class WarehouseSync(squidmesh.Workflow):
+    """Tell the warehouse about an order over HTTP (the tool adapter), retrying its hiccups."""
+
+    name = "shop.warehouse_sync"
+    triggers = [
+        squidmesh.manual(
+            payload={
+                "order_ref": fields.String(),
+                "lines": fields.List(default=[]),
+                "warehouse_url": fields.String(default="http://127.0.0.1:8765/orders"),
+                "timeout": fields.Float(default=5.0),
+            }
+        )
+    ]
+
+    notify_warehouse = Step(
+        steps.notify_warehouse,
+        retry=Retry(max_attempts=4, backoff_min=0.5, backoff_max=5),
+        timeout=15,
+        on_ok="announce",
+    )
+    announce = squidmesh.log("warehouse accepted {order_ref}", level="info")
