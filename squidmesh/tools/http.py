@@ -159,7 +159,7 @@ class HTTP(Adapter):
             errors["headers"] = f"names and values must be strings without newlines: {bad!r}"
         else:
             headers.update(request.headers)
-        if request.params is not None and not isinstance(request.params, Mapping | list | tuple):
+        if request.params is not None and not _is_params(request.params):
             errors["params"] = "must be a mapping or a list of (name, value) pairs"
         if request.body is not None and request.json is not None:
             errors["body"] = "give body or json, not both"
@@ -368,6 +368,14 @@ def _is_header(name: Any, value: Any) -> bool:
         isinstance(name, str)
         and isinstance(value, str)
         and not any(char in text for text in (name, value) for char in "\r\n")
+    )
+
+
+def _is_params(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return True
+    return isinstance(value, list | tuple) and all(
+        isinstance(pair, list | tuple) and len(pair) == 2 for pair in value
     )
 
 

@@ -93,6 +93,12 @@ def test_http__dataclass_request_sends_method_params_headers_and_json(service):
     }
 
 
+def test_http__params_as_pairs_keep_repeated_names(service):
+    result = call({"url": service.url("/echo"), "params": [("tag", "a"), ("tag", "b")]})
+
+    assert result.metadata["url"] == service.url("/echo?tag=a&tag=b")
+
+
 def test_http__body_is_sent_as_is_or_form_encoded(service):
     raw = call({"url": service.url("/echo"), "method": "PUT", "body": b"\x00raw"})
     form = call({"url": service.url("/echo"), "method": "POST", "body": {"a": "1", "b": "x y"}})
@@ -407,6 +413,10 @@ def test_http__malformed_url_is_a_non_retryable_invalid_request(url, problem):
         ),
         (
             {"url": "http://x", "params": "q=1"},
+            {"params": "must be a mapping or a list of (name, value) pairs"},
+        ),
+        (
+            {"url": "http://x", "params": [("q", "1"), ("lonely",)]},
             {"params": "must be a mapping or a list of (name, value) pairs"},
         ),
         (
