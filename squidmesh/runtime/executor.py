@@ -183,8 +183,6 @@ class StepExecutor:
             StepRun.objects.filter(pk=step_run.pk).update(
                 status=step_run.status, attempt_count=step_run.attempt_count
             )
-            # record_failure() numbers the next attempt from this object.
-            step_run.attempt_count = self.attempt_number
         attempt = StepAttempt.objects.create(
             step_run=step_run,
             run=run,
