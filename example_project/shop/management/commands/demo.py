@@ -85,7 +85,9 @@ class Command(BaseCommand):
         for step_run in run.history:
             self.stdout.write(f"  {step_run.position}. {step_run.step}: {step_run.status}")
             for attempt in step_run.attempts.all():
-                took = f"{attempt.duration.total_seconds() * 1000:.0f} ms" if attempt.duration else "-"
+                took = (
+                    f"{attempt.duration.total_seconds() * 1000:.0f} ms" if attempt.duration else "-"
+                )
                 error = f"  error: {attempt.error['message']}" if attempt.error else ""
                 self.stdout.write(
                     f"       attempt {attempt.number} {attempt.status} "
