@@ -88,7 +88,7 @@ class WarehouseSync(squidmesh.Workflow):
     notify_warehouse = Step(
         steps.notify_warehouse,
         retry=Retry(max_attempts=4, backoff_min=0.5, backoff_max=5),
-        timeout=10,
+        timeout=8,
         on_ok="announce",
     )
     announce = squidmesh.log("warehouse accepted {order_ref}", level="info")
