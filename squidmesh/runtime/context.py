@@ -43,8 +43,12 @@ class StepContext:
 
     @property
     def idempotency_key(self) -> str:
-        """Return a key stable across redeliveries of this attempt (for external calls)."""
-        return f"{self.run_id}:{self.step}:{self.attempt}"
+        """Return `"<run_id>:<step>"`: the same on every attempt of this step.
+
+        Send it with external calls so the receiver can de-duplicate: when an
+        attempt dies after its side effect, the next attempt must not do it again.
+        """
+        return f"{self.run_id}:{self.step}"
 
     def __enter__(self) -> StepContext:
         self._token = _current.set(self)

@@ -299,3 +299,20 @@ def test_wait_step__is_dispatched_with_a_due_time_and_holds_no_attempt_meanwhile
     drain(include_delayed=True)
     run.refresh_from_db()
     assert run.status == "completed" and run.context["woke"] is True
+
+
+def test_step_context__idempotency_key_is_the_same_on_every_attempt(monkeypatch):
+    from tests.testapp import workflows
+
+    keys = []
+
+    def record_key(data, ctx):
+        keys.append((ctx.attempt, ctx.idempotency_key))
+        if ctx.attempt == 1:
+            raise squidmesh.StepFailure("first attempt fails")
+        return {}
+
+    monkeypatch.setattr(workflows.Flaky.steps["flaky"], "target", record_key)
+    run = squidmesh.start_run("tests.flaky", {})
+    drain(include_delayed=True)
+    assert keys == [(1, f"{run.pk}:flaky"), (2, f"{run.pk}:flaky")]
