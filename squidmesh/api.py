@@ -90,6 +90,7 @@ def _create_run(
     *,
     idempotency_key: str | None = None,
     replayed_from: WorkflowRun | None = None,
+    initial_context: Mapping[str, Any] | None = None,
 ) -> WorkflowRun:
     entry = definition.steps[definition.entry_step]
     now = timezone.now()
@@ -101,7 +102,7 @@ def _create_run(
         trigger=trigger,
         status=RunStatus.PENDING,
         payload=payload,
-        context={},
+        context=dict(initial_context or {}),
         current_step=entry.name,
         idempotency_key=idempotency_key,
         replayed_from=replayed_from,

@@ -1,4 +1,4 @@
-"""Django app configuration: autodiscover workflows, register checks, set up logging."""
+"""Django app configuration: autodiscover workflows, register checks, set up logging and cron."""
 
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
@@ -16,3 +16,18 @@ class SquidmeshConfig(AppConfig):
 
         install_log_record_factory()
         registry.autodiscover()
+        self._connect_cron()
+
+    def _connect_cron(self) -> None:
+        from django.db.models.signals import post_migrate, pre_save
+        from django_q.models import Schedule
+
+        from squidmesh import schedules
+
+        # Keep the cron schedules in step with the workflows on every deploy.
+        post_migrate.connect(
+            schedules.sync_after_migrate, sender=self, dispatch_uid="squidmesh.schedules.sync"
+        )
+        pre_save.connect(
+            schedules.align_next_run, sender=Schedule, dispatch_uid="squidmesh.schedules.align_next_run"
+        )

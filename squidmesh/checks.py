@@ -11,7 +11,7 @@ from django.core import checks
 
 from squidmesh.workflow.validation import CHECK_IDS
 
-__all__ = ["check_settings", "check_workflows"]
+__all__ = ["check_cron_settings", "check_settings", "check_workflows"]
 
 
 @checks.register("squidmesh")
@@ -133,4 +133,37 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="squidmesh.W003",
             )
         )
+    return messages
+
+
+@checks.register("squidmesh")
+def check_cron_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from squidmesh.registry import registry
+    from squidmesh.schedules import activation_setting
+    from squidmesh.workflow.triggers import CronTrigger
+
+    messages: list[checks.CheckMessage] = []
+    with_cron = {
+        workflow.name
+        for workflow in registry.all()
+        if any(isinstance(trigger, CronTrigger) for trigger in workflow.triggers)
+    }
+    for name in ("CRON_WORKFLOWS", "CRON_EXCLUDE"):
+        try:
+            names = activation_setting(name)
+        except ImproperlyConfigured as error:
+            messages.append(checks.Error(str(error), id="squidmesh.E014"))
+            continue
+        unknown = sorted((names or set()) - with_cron)
+        if unknown:
+            messages.append(
+                checks.Warning(
+                    f"SQUIDMESH[{name!r}] names {', '.join(map(repr, unknown))}, which is not "
+                    "a registered workflow with a cron trigger.",
+                    hint="Check the spelling against `manage.py squidmesh_cron list`.",
+                    id="squidmesh.W004",
+                )
+            )
     return messages

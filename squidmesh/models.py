@@ -20,7 +20,7 @@ from squidmesh.lifecycle import (
 )
 from squidmesh.querysets import AttemptQuerySet, StepRunQuerySet, WorkflowRunQuerySet
 
-__all__ = ["StepAttempt", "StepRun", "WorkflowRun"]
+__all__ = ["CronTickFailure", "StepAttempt", "StepRun", "WorkflowRun"]
 
 
 class WorkflowRun(models.Model):
@@ -195,3 +195,38 @@ class StepAttempt(models.Model):
     @property
     def duration(self) -> timedelta | None:
         return self.finished_at - self.started_at if self.finished_at else None
+
+
+class CronTickFailure(models.Model):
+    """A cron tick that could not start its run (kept so operators see failed starts)."""
+
+    workflow = models.CharField(_("workflow"), max_length=200)
+    trigger = models.CharField(_("trigger"), max_length=100)
+    intended_at = models.DateTimeField(
+        _("intended fire time"), help_text=_("The tick's scheduled time (its identity).")
+    )
+    error = models.JSONField(
+        _("error"),
+        encoder=DjangoJSONEncoder,
+        help_text=_("Why the run could not start: type, message and per-field errors."),
+    )
+    occurred_at = models.DateTimeField(_("occurred"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("failed cron tick")
+        verbose_name_plural = _("failed cron ticks")
+        ordering = ["-intended_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["workflow", "trigger", "-intended_at"], name="squidmesh_crontick_latest"
+            ),
+        ]
+        constraints = [
+            # A tick delivered twice records one failure.
+            models.UniqueConstraint(
+                fields=["workflow", "trigger", "intended_at"], name="squidmesh_crontick_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow}:{self.trigger} at {self.intended_at.isoformat()}"

@@ -129,7 +129,7 @@ def run_cluster(**kwargs: Any) -> Iterator[Cluster]:
 
 
 def drain(*, include_delayed: bool = False, max_tasks: int = 1000) -> int:
-    """Execute queued squidmesh tasks in this process until none is due; return how many ran.
+    """Execute queued squidmesh tasks (steps, cron ticks) until none is due; return how many ran.
 
     For fast unit tests on the ORM broker. Delayed tasks (retry backoff,
     waits) run only with `include_delayed`. Integration tests should use a
@@ -141,6 +141,7 @@ def drain(*, include_delayed: bool = False, max_tasks: int = 1000) -> int:
 
     from squidmesh.runtime.dispatcher import EXECUTE_STEP
     from squidmesh.runtime.executor import execute_step
+    from squidmesh.schedules import FIRE, fire
 
     executed = 0
     while executed < max_tasks:
@@ -154,5 +155,8 @@ def drain(*, include_delayed: bool = False, max_tasks: int = 1000) -> int:
         row.delete()
         if task["func"] == EXECUTE_STEP:
             execute_step(*task["args"])
+            executed += 1
+        elif task["func"] == FIRE:  # a cron tick queued by django-q2's scheduler
+            fire(*task["args"], **task["kwargs"])
             executed += 1
     return executed

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from squidmesh.workflow.fields import Field, Payload
 
-__all__ = ["CronTrigger", "ManualTrigger", "Trigger", "cron", "manual"]
+__all__ = ["CronTrigger", "ManualTrigger", "Trigger", "cron", "manual", "next_fire_time"]
+
+#: Length of django-q2's `Schedule.cron` column, where the expression is stored.
+MAX_EXPRESSION_LENGTH = 100
 
 
 class Trigger:
@@ -68,23 +71,38 @@ class CronTrigger(Trigger):
 
     def definition_errors(self) -> list[str]:
         """Return what is wrong with the expression or time zone."""
-        from croniter import croniter
+        from croniter import CroniterBadDateError, croniter
 
         errors = []
-        if not isinstance(self.expression, str) or not croniter.is_valid(self.expression):
-            errors.append(f"cron expression {self.expression!r} is not valid")
+        valid_zone = True
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+            valid_zone = False
+        if not isinstance(self.expression, str) or not croniter.is_valid(self.expression):
+            errors.append(f"cron expression {self.expression!r} is not valid")
+        elif len(self.expression) > MAX_EXPRESSION_LENGTH:
+            errors.append(
+                f"cron expression {self.expression!r} is longer than the "
+                f"{MAX_EXPRESSION_LENGTH} characters of django-q2's Schedule.cron"
+            )
+        elif len(self.expression.split()) == 7:
+            # django-q2 re-evaluates the expression on every tick; once the
+            # years have passed it raises, which rolls back the scheduler's
+            # whole batch (every schedule, not just this one) every 30 s.
+            errors.append(f"cron expression {self.expression!r} has a year field")
+        elif valid_zone:
+            try:
+                self.next_fire_time(datetime.now(UTC))
+            except CroniterBadDateError:
+                errors.append(f"cron expression {self.expression!r} never fires")
+        if not valid_zone:
             errors.append(f"time zone {self.timezone!r} is not a known IANA zone")
         return errors
 
     def next_fire_time(self, after: datetime) -> datetime:
         """Return the first fire time strictly after `after`, evaluated in the trigger's zone."""
-        from croniter import croniter
-
-        zone = zoneinfo.ZoneInfo(self.timezone)
-        return croniter(self.expression, after.astimezone(zone)).get_next(datetime)
+        return next_fire_time(self.expression, self.timezone, after)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "expression": self.expression, "timezone": self.timezone}
@@ -100,3 +118,16 @@ def cron(
 ) -> CronTrigger:
     """Declare a trigger that fires on a cron `expression` evaluated in `timezone`."""
     return CronTrigger(name, expression, timezone=timezone, **kwargs)
+
+
+def next_fire_time(expression: str, timezone: str, after: datetime) -> datetime:
+    """Return the first time strictly after `after` that `expression` matches in `timezone`.
+
+    croniter walks local wall-clock time: a time skipped by a DST change
+    fires at the first instant after the gap, a time repeated by one fires
+    at each of its two instants (docs/cron.md).
+    """
+    from croniter import croniter
+
+    zone = zoneinfo.ZoneInfo(timezone)
+    return croniter(expression, after.astimezone(zone)).get_next(datetime)

@@ -34,6 +34,7 @@ CHECK_IDS = {
     "squidmesh.E013": "Q_CLUSTER settings that break squidmesh's delivery guarantees",
     "squidmesh.E014": "the SQUIDMESH settings are invalid",
     "squidmesh.E015": "the workflow name is not a non-empty string",
+    "squidmesh.E016": "a cron trigger's payload has a required field without a default",
 }
 
 
@@ -123,6 +124,17 @@ def _trigger_problems(triggers: Sequence[Trigger]) -> list[Problem]:
                         "'Europe/Paris'.",
                     )
                 )
+            for field in trigger.payload.declared_fields.values():
+                if field.required and not field.has_default():
+                    # A tick starts its run with the payload defaults only.
+                    problems.append(
+                        Problem(
+                            "squidmesh.E016",
+                            f"cron trigger {trigger.name!r}: payload field {field.name!r} is "
+                            "required and has no default, so no tick could ever start a run",
+                            "Give the field a default or declare it with required=False.",
+                        )
+                    )
         for field in trigger.payload.declared_fields.values():
             message = field.default_error()
             if message:
