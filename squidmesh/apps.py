@@ -29,5 +29,7 @@ class SquidmeshConfig(AppConfig):
             schedules.sync_after_migrate, sender=self, dispatch_uid="squidmesh.schedules.sync"
         )
         pre_save.connect(
-            schedules.align_next_run, sender=Schedule, dispatch_uid="squidmesh.schedules.align_next_run"
+            schedules.align_next_run,
+            sender=Schedule,
+            dispatch_uid="squidmesh.schedules.align_next_run",
         )

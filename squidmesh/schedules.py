@@ -353,7 +353,9 @@ def fire(
         if moment.tzinfo is None:
             raise ValueError("no UTC offset")
     except (TypeError, ValueError) as error:
-        _fail(workflow, trigger, started, SquidmeshError(f"Bad intended time {intended!r}: {error}"))
+        _fail(
+            workflow, trigger, started, SquidmeshError(f"Bad intended time {intended!r}: {error}")
+        )
         return None
     extra = {"workflow": workflow, "trigger": trigger, "intended_at": utc_iso(moment)}
     if not is_activated(workflow):
@@ -502,7 +504,10 @@ class CronTriggerInfo:
             "schedule_id": self.schedule_id,
             "next_fire_time": utc_iso(self.next_fire_time),
             "last_runs": [
-                {key: utc_iso(value) if isinstance(value, datetime) else value for key, value in run.items()}
+                {
+                    key: utc_iso(value) if isinstance(value, datetime) else value
+                    for key, value in run.items()
+                }
                 for run in self.last_runs
             ],
             "last_failure": None

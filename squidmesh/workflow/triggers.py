@@ -101,7 +101,7 @@ class CronTrigger(Trigger):
         return errors
 
     def next_fire_time(self, after: datetime) -> datetime:
-        """Return the first fire time strictly after `after`, evaluated in the trigger's zone."""
+        """Return the first fire time (UTC) strictly after `after`, evaluated in the trigger's zone."""
         return next_fire_time(self.expression, self.timezone, after)
 
     def describe(self) -> dict[str, Any]:
@@ -121,7 +121,7 @@ def cron(
 
 
 def next_fire_time(expression: str, timezone: str, after: datetime) -> datetime:
-    """Return the first time strictly after `after` that `expression` matches in `timezone`.
+    """Return the first instant (in UTC) after `after` that `expression` matches in `timezone`.
 
     croniter walks local wall-clock time: a time skipped by a DST change
     fires at the first instant after the gap, a time repeated by one fires
@@ -130,4 +130,7 @@ def next_fire_time(expression: str, timezone: str, after: datetime) -> datetime:
     from croniter import croniter
 
     zone = zoneinfo.ZoneInfo(timezone)
-    return croniter(expression, after.astimezone(zone)).get_next(datetime)
+    local = croniter(expression, after.astimezone(zone)).get_next(datetime)
+    # UTC: a local time in a repeated hour (fold=1) never compares equal to
+    # an instant in another zone (PEP 495), which would confuse comparisons.
+    return local.astimezone(UTC)

@@ -72,7 +72,7 @@ def test_other_broker__delayed_dispatch_falls_back_to_a_once_schedule(redis_brok
         DjangoQDispatcher().dispatch(
             Dispatch(run_id="r", workflow="w", step="s", attempt=1, due=due)
         )
-    schedule = Schedule.objects.get()
+    schedule = Schedule.objects.get(func="squidmesh.runtime.executor.execute_step")
     assert schedule.schedule_type == Schedule.ONCE
     assert schedule.func == "squidmesh.runtime.executor.execute_step"
     assert schedule.next_run == due

@@ -80,7 +80,11 @@ class Command(BaseCommand):
         ]
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
         for info, row in zip([None, *infos], [header, *rows], strict=True):
-            self.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+            self.stdout.write(
+                "  ".join(
+                    cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+                ).rstrip()
+            )
             if info is None:
                 continue
             for run in info.last_runs:
