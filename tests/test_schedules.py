@@ -454,6 +454,23 @@ def test_invalid_payload__is_recorded_and_does_not_block_the_other_schedules(
     assert info.last_failure["error"]["type"] == "InvalidPayload"
 
 
+def test_corrupted_owned_schedule__does_not_roll_back_the_schedulers_batch(registered, caplog):
+    # A time zone no one can load: re-arming it fails inside django-q2's transaction.
+    Schedule.objects.filter(name=schedule_name("tests.cron_fragile", "tick")).update(
+        kwargs=repr(
+            {"workflow": "tests.cron_fragile", "trigger": "tick", "timezone": "Mars/Olympus"}
+        )
+    )
+    make_due("tests.cron_fragile", "tick")
+    make_due("tests.cron_minutely", "tick")
+    with caplog.at_level(logging.ERROR, logger="squidmesh.cron"):
+        run_scheduler()
+    assert len(queued_ticks()) == 2
+    assert "Could not compute the next run" in caplog.text
+    # django-q2's own (cluster-zone) value was kept: the schedule still moves on.
+    assert schedule_of("tests.cron_fragile", "tick").next_run > timezone.now()
+
+
 def test_tick_for_a_workflow_no_longer_registered__is_recorded_not_raised(registered):
     registry.unregister(EveryMinute)
     try:

@@ -93,7 +93,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "run": {
-            "format": "%(levelname)s %(name)s run=%(run_id)s step=%(step)s: %(message)s",
+            # Through "()" so that `defaults` reaches the Formatter on Python 3.11
+            # too (dictConfig reads the key itself only from 3.12).
+            "()": "logging.Formatter",
+            "fmt": "%(levelname)s %(name)s run=%(run_id)s step=%(step)s: %(message)s",
             "defaults": {"run_id": "-", "step": "-"},
         },
     },
