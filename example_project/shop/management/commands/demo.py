@@ -45,6 +45,8 @@ class Command(BaseCommand):
             cluster.stop()
         for run_id in [run.pk for run in runs]:
             self.print_history(squidmesh.inspect_run(run_id, include_history=True))
+        self.stdout.write("\nCron triggers (activated by migrate):")
+        call_command("squidmesh_cron", "list")
         if not ok:
             self.stderr.write("Runs did not finish in time; cluster log:\n" + cluster.output())
             sys.exit(1)
