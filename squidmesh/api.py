@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -156,12 +156,17 @@ def list_runs(
     workflow: WorkflowRef | None = None,
     status: str | None = None,
     limit: int | None = None,
+    *,
+    trigger: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> list[WorkflowRun]:
-    """Return runs newest first, optionally of one workflow and/or status.
+    """Return runs newest first, optionally of one workflow, status and/or trigger.
 
     `workflow` may be a class or a name (runs of workflows no longer
-    registered are listed too). Raise `InvalidFilter` for an unknown status
-    or a limit outside 1..`SQUIDMESH['MAX_LIST_LIMIT']`.
+    registered are listed too). `created_after` is inclusive,
+    `created_before` exclusive. Raise `InvalidFilter` for an unknown status,
+    a bound that is not a datetime, or a limit outside 1..`SQUIDMESH['MAX_LIST_LIMIT']`.
     """
     limit = settings.LIST_LIMIT if limit is None else limit
     if (
@@ -180,6 +185,14 @@ def list_runs(
         if status not in RunStatus.values:
             raise InvalidFilter(f"status {status!r} is not one of {', '.join(RunStatus.values)}")
         queryset = queryset.filter(status=status)
+    if trigger is not None:
+        if not isinstance(trigger, str):
+            raise InvalidFilter(f"trigger must be a name, got {trigger!r}")
+        queryset = queryset.for_trigger(trigger)
+    for name, bound in (("created_after", created_after), ("created_before", created_before)):
+        if bound is not None and not isinstance(bound, datetime):
+            raise InvalidFilter(f"{name} must be a datetime, got {bound!r}")
+    queryset = queryset.created_between(created_after, created_before)
     return list(queryset[:limit])
 
 

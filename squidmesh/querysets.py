@@ -27,6 +27,23 @@ class WorkflowRunQuerySet(models.QuerySet):
     def for_workflow(self, name: str) -> WorkflowRunQuerySet:
         return self.filter(workflow=name)
 
+    def for_trigger(self, name: str) -> WorkflowRunQuerySet:
+        return self.filter(trigger=name)
+
+    def with_status(self, status: str) -> WorkflowRunQuerySet:
+        return self.filter(status=status)
+
+    def created_between(
+        self, after: datetime | None = None, before: datetime | None = None
+    ) -> WorkflowRunQuerySet:
+        """Return runs created at or after `after` and strictly before `before` (either optional)."""
+        queryset = self
+        if after is not None:
+            queryset = queryset.filter(created_at__gte=after)
+        if before is not None:
+            queryset = queryset.filter(created_at__lt=before)
+        return queryset
+
     def newest_first(self) -> WorkflowRunQuerySet:
         return self.order_by("-created_at", "-id")
 

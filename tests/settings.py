@@ -24,6 +24,8 @@ INSTALLED_APPS = [
     "squidmesh",
     "tests.testapp",
     "shop",
+    "rest_framework",
+    "drf_spectacular",
 ]
 
 MIDDLEWARE = [

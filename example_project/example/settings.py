@@ -25,6 +25,8 @@ INSTALLED_APPS = [
     "django_q",
     "squidmesh",
     "shop",
+    "rest_framework",
+    "drf_spectacular",
 ]
 
 MIDDLEWARE = [

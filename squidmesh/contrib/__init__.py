@@ -1,0 +1,1 @@
+"""Optional integrations of squidmesh with other libraries, installed as extras."""

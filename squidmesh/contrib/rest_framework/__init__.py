@@ -1,0 +1,1 @@
+"""A Django REST framework API to list, start, inspect, cancel and replay runs (`squidmesh[rest]`)."""

@@ -1,0 +1,253 @@
+"""Request and response shapes of the API.
+
+Responses are the dicts of `squidmesh.serialization` (the same JSON as
+`manage.py squidmesh --json`) plus a `url`; the fields declared here describe
+them to the OpenAPI schema and the browsable API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.reverse import reverse
+
+from squidmesh.lifecycle import AttemptStatus, RunStatus, StepStatus
+
+__all__ = [
+    "AttemptSerializer",
+    "ConflictSerializer",
+    "ErrorSerializer",
+    "RunDetailQuerySerializer",
+    "RunDetailSerializer",
+    "RunFilterSerializer",
+    "RunSerializer",
+    "RunStartSerializer",
+    "StepRunSerializer",
+    "WorkflowDefinitionSerializer",
+    "WorkflowSerializer",
+]
+
+NAMESPACE = "squidmesh_api"
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class ObjectField(serializers.JSONField):
+    """A JSON object: a payload, a context, an output or an error."""
+
+
+# Named enum components: three choice sets share the field name "status",
+# which drf-spectacular cannot name on its own without a project setting.
+@extend_schema_field({"type": "string", "enum": RunStatus.values}, component_name="RunStatus")
+class RunStatusField(serializers.ChoiceField):
+    def __init__(self, **kwargs: Any):
+        super().__init__(RunStatus.choices, **kwargs)
+
+
+@extend_schema_field({"type": "string", "enum": StepStatus.values}, component_name="StepStatus")
+class StepStatusField(serializers.ChoiceField):
+    def __init__(self, **kwargs: Any):
+        super().__init__(StepStatus.choices, **kwargs)
+
+
+@extend_schema_field(
+    {"type": "string", "enum": AttemptStatus.values}, component_name="AttemptStatus"
+)
+class AttemptStatusField(serializers.ChoiceField):
+    def __init__(self, **kwargs: Any):
+        super().__init__(AttemptStatus.choices, **kwargs)
+
+
+class AttemptSerializer(serializers.Serializer):
+    number = serializers.IntegerField(read_only=True)
+    status = AttemptStatusField(read_only=True)
+    error = ObjectField(read_only=True, allow_null=True)
+    due_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    started_at = serializers.DateTimeField(read_only=True)
+    finished_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    worker = serializers.CharField(read_only=True, help_text="host:pid that ran the attempt.")
+
+
+class StepRunSerializer(serializers.Serializer):
+    step = serializers.CharField(read_only=True)
+    position = serializers.IntegerField(
+        read_only=True, help_text="Order in which the run reached this step (1-based)."
+    )
+    status = StepStatusField(read_only=True)
+    attempt_count = serializers.IntegerField(read_only=True)
+    output = ObjectField(read_only=True, allow_null=True)
+    note = ObjectField(read_only=True, allow_null=True)
+    last_error = ObjectField(read_only=True, allow_null=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    finished_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    attempts = AttemptSerializer(many=True, read_only=True)
+
+
+class RunSerializer(serializers.Serializer):
+    """A run as listed (`squidmesh.serialization.run_summary`)."""
+
+    url = serializers.SerializerMethodField()
+    id = serializers.UUIDField(read_only=True)
+    workflow = serializers.CharField(read_only=True)
+    trigger = serializers.CharField(read_only=True)
+    status = RunStatusField(read_only=True)
+    current_step = serializers.CharField(read_only=True, allow_null=True)
+    idempotency_key = serializers.CharField(read_only=True, allow_null=True)
+    replayed_from = serializers.UUIDField(
+        read_only=True, allow_null=True, help_text="Id of the run this run replays."
+    )
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+    started_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    finished_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    scheduled_for = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When the next delayed delivery (a wait or a retry) is due.",
+    )
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, run: dict[str, Any]) -> str:
+        return reverse(
+            f"{NAMESPACE}:run-detail", kwargs={"pk": run["id"]}, request=self.context.get("request")
+        )
+
+
+class RunDetailSerializer(RunSerializer):
+    """A run with its payload, context and, on request, its history (`run_detail`)."""
+
+    payload = ObjectField(read_only=True)
+    context = ObjectField(read_only=True)
+    last_error = ObjectField(read_only=True, allow_null=True)
+    history = StepRunSerializer(
+        many=True,
+        read_only=True,
+        allow_null=True,
+        help_text="Step runs in execution order with their attempts; null unless requested.",
+    )
+
+
+class RunStartSerializer(serializers.Serializer):
+    """Start a run: `squidmesh.start_run(workflow, trigger, payload, idempotency_key=...)`."""
+
+    workflow = serializers.CharField(max_length=200, help_text="Registered workflow name.")
+    trigger = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_null=True,
+        help_text="Trigger name; the workflow's default trigger when omitted.",
+    )
+    payload = ObjectField(
+        required=False,
+        allow_null=True,
+        help_text="Payload validated against the trigger's contract; {} when omitted.",
+    )
+    idempotency_key = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_null=True,
+        help_text="A second start with the same key and workflow returns the first run (200).",
+    )
+
+    def validate_payload(self, value: Any) -> Any:
+        if value is not None and not isinstance(value, dict):
+            raise serializers.ValidationError("Expected a JSON object of payload fields.")
+        return value
+
+
+class RunFilterSerializer(serializers.Serializer):
+    """Query parameters of the run list."""
+
+    workflow = serializers.CharField(required=False, help_text="Registered workflow name.")
+    status = RunStatusField(required=False)
+    trigger = serializers.CharField(required=False, help_text="Trigger name.")
+    created_after = serializers.DateTimeField(
+        required=False, help_text="Runs created at or after this ISO-8601 time."
+    )
+    created_before = serializers.DateTimeField(
+        required=False, help_text="Runs created strictly before this ISO-8601 time."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        after, before = attrs.get("created_after"), attrs.get("created_before")
+        if after is not None and before is not None and after >= before:
+            raise serializers.ValidationError(
+                {"created_before": ["Must be later than created_after."]}
+            )
+        return attrs
+
+
+class RunDetailQuerySerializer(serializers.Serializer):
+    history = serializers.BooleanField(
+        required=False, default=False, help_text="Include the step runs and their attempts."
+    )
+
+
+class WorkflowSerializer(serializers.Serializer):
+    """A registered workflow as listed (`squidmesh.serialization.workflow_summary`)."""
+
+    url = serializers.SerializerMethodField()
+    name = serializers.CharField(read_only=True)
+    description = serializers.CharField(read_only=True)
+    entry_step = serializers.CharField(read_only=True)
+    triggers = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="Trigger names."
+    )
+    steps = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="Step names in execution order."
+    )
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, workflow: dict[str, Any]) -> str:
+        return reverse(
+            f"{NAMESPACE}:workflow-detail",
+            kwargs={"name": workflow["name"]},
+            request=self.context.get("request"),
+        )
+
+
+class WorkflowDefinitionSerializer(WorkflowSerializer):
+    """A workflow's full definition (`Workflow.describe()`) plus its `url`."""
+
+    triggers = serializers.ListField(
+        child=ObjectField(),
+        read_only=True,
+        help_text="Each trigger: name, type (manual/cron), default, payload fields "
+        "(name, type, required, default, help_text, choices); cron triggers add "
+        "expression and timezone.",
+    )
+    steps = serializers.ListField(
+        child=ObjectField(),
+        read_only=True,
+        help_text="Each step in execution order: name, kind (task/wait/log), target, "
+        "on_ok, on_error, retry, timeout, description; waits add duration, logs add "
+        "message and level.",
+    )
+
+    def to_representation(self, instance: dict[str, Any]) -> dict[str, Any]:
+        # Pass the definition through whole: keys added to `describe()` later
+        # reach clients without a change here.
+        return {"url": self.get_url(instance), **instance}
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(read_only=True)
+
+
+class ConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField(read_only=True, help_text="Why the action is refused.")
+    status = RunStatusField(
+        read_only=True,
+        required=False,
+        help_text="The run's status (cancel only).",
+    )
+    payload = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        read_only=True,
+        required=False,
+        help_text="Payload field errors when the stored payload no longer fits (replay only).",
+    )

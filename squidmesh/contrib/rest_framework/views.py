@@ -1,0 +1,284 @@
+"""Viewsets of the API; every change goes through `squidmesh.api`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from squidmesh import api
+from squidmesh.contrib.rest_framework.exceptions import Conflict, payload_errors
+from squidmesh.contrib.rest_framework.pagination import RunCursorPagination
+from squidmesh.contrib.rest_framework.permissions import permissions_for
+from squidmesh.contrib.rest_framework.schema import document
+from squidmesh.contrib.rest_framework.serializers import (
+    ConflictSerializer,
+    ErrorSerializer,
+    RunDetailQuerySerializer,
+    RunDetailSerializer,
+    RunFilterSerializer,
+    RunSerializer,
+    RunStartSerializer,
+    WorkflowDefinitionSerializer,
+    WorkflowSerializer,
+)
+from squidmesh.exceptions import (
+    InvalidFilter,
+    InvalidPayload,
+    InvalidTransition,
+    RunNotFound,
+    UnknownTrigger,
+    UnknownWorkflow,
+)
+from squidmesh.models import WorkflowRun
+from squidmesh.registry import registry
+from squidmesh.serialization import run_detail, run_summary, workflow_summary
+
+__all__ = ["RunViewSet", "WorkflowViewSet"]
+
+NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such run or workflow.")
+DENIED = OpenApiResponse(ErrorSerializer, description="Not authenticated or not permitted.")
+INVALID = OpenApiResponse(
+    OpenApiTypes.OBJECT, description="Field errors: `{field: [message, ...]}`."
+)
+RUN_ID = OpenApiParameter(
+    "id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The run's id."
+)
+
+
+class SquidmeshViewSetMixin:
+    """Permissions from `SQUIDMESH['API_*_PERMISSION_CLASSES']`; schema by drf-spectacular.
+
+    The schema class is set here so the schema works whatever
+    `DEFAULT_SCHEMA_CLASS` the project uses.
+    """
+
+    schema = AutoSchema()
+
+    def get_permissions(self):
+        return permissions_for(self.request)
+
+
+class WorkflowViewSet(SquidmeshViewSetMixin, viewsets.ViewSet):
+    """Workflows registered in this process, with their definitions."""
+
+    lookup_field = "name"
+    # Workflow names contain dots ("shop.order_fulfilment").
+    lookup_value_regex = "[^/]+"
+    serializer_class = WorkflowSerializer
+
+    @document(
+        summary="List registered workflows",
+        description="Workflows registered in the serving process, sorted by name.",
+        responses={200: WorkflowSerializer(many=True), 403: DENIED},
+    )
+    def list(self, request: Request) -> Response:
+        workflows = [workflow_summary(workflow) for workflow in registry.all()]
+        serializer = WorkflowSerializer(workflows, many=True, context={"request": request})
+        return Response(serializer.data)
+
+    @document(
+        summary="Describe a workflow",
+        description="The definition: triggers with their payload contracts, steps in "
+        "execution order with transitions, retry policies and timeouts.",
+        responses={200: WorkflowDefinitionSerializer, 403: DENIED, 404: NOT_FOUND},
+    )
+    def retrieve(self, request: Request, name: str) -> Response:
+        try:
+            workflow = registry.get(name)
+        except UnknownWorkflow as error:
+            raise NotFound(str(error)) from None
+        serializer = WorkflowDefinitionSerializer(workflow.describe(), context={"request": request})
+        return Response(serializer.data)
+
+
+class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
+    """Workflow runs: list, inspect, start, cancel and replay."""
+
+    # Any string reaches the API, which answers RunNotFound (a 404) for a
+    # malformed id as for a missing one.
+    lookup_value_regex = "[^/]+"
+    pagination_class = RunCursorPagination
+    serializer_class = RunSerializer
+
+    def get_queryset(self):
+        # The list reads none of the JSON columns (`run_summary`), so they
+        # stay in the database.
+        return WorkflowRun.objects.newest_first().defer("payload", "context", "last_error")
+
+    def get_serializer_class(self):
+        return RunStartSerializer if self.action == "create" else RunSerializer
+
+    @document(
+        summary="List runs, newest first",
+        description="Cursor-paginated: follow `next` and `previous`; there is no total count.",
+        parameters=[RunFilterSerializer],
+        responses={200: RunSerializer(many=True), 400: INVALID, 403: DENIED},
+    )
+    def list(self, request: Request) -> Response:
+        filters = RunFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        page = self.paginate_queryset(
+            self.filter_runs(self.get_queryset(), **filters.validated_data)
+        )
+        serializer = RunSerializer(
+            [run_summary(run) for run in page], many=True, context={"request": request}
+        )
+        return self.get_paginated_response(serializer.data)
+
+    @staticmethod
+    def filter_runs(
+        queryset,
+        workflow: str | None = None,
+        status: str | None = None,
+        trigger: str | None = None,
+        created_after=None,
+        created_before=None,
+    ):
+        if workflow is not None:
+            queryset = queryset.for_workflow(workflow)
+        if status is not None:
+            queryset = queryset.with_status(status)
+        if trigger is not None:
+            queryset = queryset.for_trigger(trigger)
+        return queryset.created_between(created_after, created_before)
+
+    @document(
+        summary="Inspect a run",
+        description="With `?history=true`, `history` lists the step runs in execution "
+        "order, each with its attempts.",
+        parameters=[RUN_ID, RunDetailQuerySerializer],
+        responses={200: RunDetailSerializer, 400: INVALID, 403: DENIED, 404: NOT_FOUND},
+    )
+    def retrieve(self, request: Request, pk: str) -> Response:
+        options = RunDetailQuerySerializer(data=request.query_params)
+        options.is_valid(raise_exception=True)
+        history = options.validated_data["history"]
+        run = self.get_run(pk, include_history=history)
+        return self.run_response(run, include_history=history)
+
+    @document(
+        summary="Start a run",
+        description="Validate the payload against the trigger's contract and start a run "
+        "(status `pending`). Nothing is stored when the request is refused.",
+        request=RunStartSerializer,
+        responses={
+            201: OpenApiResponse(RunDetailSerializer, description="The run was started."),
+            200: OpenApiResponse(
+                RunDetailSerializer,
+                description="The idempotency key matched a run started earlier; that run.",
+            ),
+            400: INVALID,
+            403: DENIED,
+        },
+    )
+    def create(self, request: Request) -> Response:
+        serializer = RunStartSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        requested_at = timezone.now()
+        try:
+            run = api.start_run(
+                data["workflow"],
+                trigger=data.get("trigger"),
+                payload=data.get("payload"),
+                idempotency_key=data.get("idempotency_key"),
+            )
+        except UnknownWorkflow as error:
+            raise ValidationError({"workflow": [str(error)]}) from None
+        except UnknownTrigger as error:
+            raise ValidationError({"trigger": [str(error)]}) from None
+        except InvalidPayload as error:
+            raise ValidationError({"payload": payload_errors(error)}) from None
+        except InvalidFilter as error:
+            raise ValidationError({"idempotency_key": [str(error)]}) from None
+        # start_run returns the earlier run when the idempotency key matched
+        # one; a run this request created is stamped after `requested_at`.
+        created = run.created_at >= requested_at
+        return self.run_response(
+            run, code=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    @document(
+        summary="Cancel a run",
+        description="A pending or waiting run becomes `cancelled`; a run whose step is "
+        "executing becomes `cancelling` and then `cancelled` without advancing.",
+        operation_id="runs_cancel",
+        parameters=[RUN_ID],
+        request=None,
+        responses={
+            200: OpenApiResponse(
+                RunDetailSerializer, description="The run, now cancelled or cancelling."
+            ),
+            403: DENIED,
+            404: NOT_FOUND,
+            409: OpenApiResponse(ConflictSerializer, description="The run already ended."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        self.get_run(pk)
+        try:
+            run = api.cancel_run(pk)
+        except RunNotFound as error:
+            raise NotFound(str(error)) from None
+        except InvalidTransition as error:
+            raise Conflict({"detail": str(error), "status": error.status}) from None
+        return self.run_response(run)
+
+    @document(
+        summary="Replay a run",
+        description="Start a new run with the source run's workflow, trigger and payload, "
+        "linked through `replayed_from`. The source run is untouched.",
+        operation_id="runs_replay",
+        parameters=[RUN_ID],
+        request=None,
+        responses={
+            201: OpenApiResponse(RunDetailSerializer, description="The new run."),
+            403: DENIED,
+            404: NOT_FOUND,
+            409: OpenApiResponse(
+                ConflictSerializer,
+                description="The workflow is no longer registered, or its trigger or "
+                "payload contract changed so the source run's payload no longer fits.",
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def replay(self, request: Request, pk: str) -> Response:
+        self.get_run(pk)
+        try:
+            run = api.replay_run(pk)
+        except RunNotFound as error:
+            raise NotFound(str(error)) from None
+        except (UnknownWorkflow, UnknownTrigger) as error:
+            raise Conflict({"detail": str(error)}) from None
+        except InvalidPayload as error:
+            raise Conflict({"detail": str(error), "payload": payload_errors(error)}) from None
+        return self.run_response(run, code=status.HTTP_201_CREATED)
+
+    def get_run(self, run_id: str, *, include_history: bool = False) -> WorkflowRun:
+        """Return the run for the URL, after the object-level permission checks."""
+        try:
+            run = api.inspect_run(run_id, include_history=include_history)
+        except RunNotFound as error:
+            raise NotFound(str(error)) from None
+        self.check_object_permissions(self.request, run)
+        return run
+
+    def run_response(
+        self, run: WorkflowRun, *, include_history: bool = False, code: int = status.HTTP_200_OK
+    ) -> Response:
+        data: dict[str, Any] = RunDetailSerializer(
+            run_detail(run, include_history=include_history), context={"request": self.request}
+        ).data
+        headers = {"Location": data["url"]} if code == status.HTTP_201_CREATED else None
+        return Response(data, status=code, headers=headers)
