@@ -1,0 +1,23 @@
+"""Plain-text tables with aligned columns for `manage.py squidmesh`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+__all__ = ["render_table"]
+
+
+def render_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Return `rows` under `headers`, each column as wide as its widest cell.
+
+    None prints as "-". Lines carry no trailing spaces, so the output diffs
+    and greps cleanly.
+    """
+    cells = [[str(header) for header in headers]]
+    cells += [["-" if value is None else str(value) for value in row] for row in rows]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(headers))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    )
