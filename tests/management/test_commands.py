@@ -374,6 +374,22 @@ def test_wait__times_out_with_exit_4_and_shows_progress(monkeypatch):
     assert "Status           pending" in stdout.getvalue()
 
 
+@pytest.mark.django_db
+def test_wait__ctrl_c_stops_waiting_with_exit_130_and_leaves_the_run(monkeypatch):
+    from squidmesh.management.commands import squidmesh as command
+
+    def interrupt(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command.time, "sleep", interrupt)
+
+    message = refused("start", "tests.three_steps", "--wait", returncode=130)
+
+    run = WorkflowRun.objects.get()
+    assert message == f"Stopped waiting; run {run.pk} goes on without this command."
+    assert run.status == "pending"
+
+
 @pytest.mark.cluster
 def test_wait__follows_a_run_through_a_real_cluster(cluster):
     stdout, stderr = io.StringIO(), io.StringIO()

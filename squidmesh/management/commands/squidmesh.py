@@ -27,6 +27,7 @@ from squidmesh.serialization import run_detail, run_summary, workflow_summary
 # workflow or run, action not allowed) and 2 (usage error, from argparse).
 EXIT_RUN_DID_NOT_COMPLETE = 3
 EXIT_WAIT_TIMED_OUT = 4
+EXIT_INTERRUPTED = 130  # the shell's status for Ctrl-C
 
 POLL_SECONDS = 0.2
 # Print a "still ..." line when a waited run shows no news for this long.
@@ -93,7 +94,8 @@ class Command(BaseCommand):
         "Operate squidmesh workflows: start, runs, inspect, cancel, replay, workflows, describe. "
         "`manage.py squidmesh SUBCOMMAND --help` explains each one. "
         "Exit status: 0 done, 1 refused (bad input, unknown workflow or run, action not "
-        "allowed), 2 usage error, 3 a waited run failed or was cancelled, 4 --wait timed out."
+        "allowed), 2 usage error, 3 a waited run failed or was cancelled, 4 --wait timed out, "
+        "130 --wait interrupted."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -361,7 +363,13 @@ class Command(BaseCommand):
                 self.stdout.write(message)
             return
         self.progress(message)
-        run, timed_out = self.follow(run, timeout)
+        try:
+            run, timed_out = self.follow(run, timeout)
+        except KeyboardInterrupt:
+            raise CommandError(
+                f"Stopped waiting; run {run.pk} goes on without this command.",
+                returncode=EXIT_INTERRUPTED,
+            ) from None
         if as_json:
             self.write_json(run_detail(run, include_history=True))
         else:
