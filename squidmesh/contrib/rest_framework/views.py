@@ -115,7 +115,11 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
         return WorkflowRun.objects.newest_first().defer("payload", "context", "last_error")
 
     def get_serializer_class(self):
-        return RunStartSerializer if self.action == "create" else RunSerializer
+        # A POST to the list route starts a run; the browsable API's form and
+        # OPTIONS describe it under other actions than "create".
+        if not self.detail and self.request is not None and self.request.method == "POST":
+            return RunStartSerializer
+        return RunSerializer
 
     @document(
         summary="List runs, newest first",

@@ -100,6 +100,8 @@ def test_browsable_api_form_needs_write_permission(user_client, staff_client):
     assert user_page.status_code == staff_page.status_code == 200
     assert b'id="post-object-form"' not in user_page.content
     assert b'id="post-object-form"' in staff_page.content
+    for field in [b'name="workflow"', b'name="trigger"', b'name="payload"']:
+        assert field in staff_page.content
 
 
 class HideCompletedRuns(BasePermission):
