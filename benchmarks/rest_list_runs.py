@@ -1,10 +1,10 @@
-"""Time `GET /api/runs/` over a large runs table: first page, cursor pages, deep and filtered pages.
+"""Time `GET /api/runs/` over a large runs table: first page, cursor pages, deep and filtered pages."""
 
-Usage (PostgreSQL; the database is created and filled on first use):
-
-    DATABASE_URL=postgres://root@127.0.0.1:5432/sm_bench \
-        python benchmarks/rest_list_runs.py --runs 1000000
-"""
+# Usage (PostgreSQL; an existing, empty database is migrated and filled on
+# first use):
+#
+#     DATABASE_URL=postgres://root@127.0.0.1:5432/sm_bench \
+#         python benchmarks/rest_list_runs.py --runs 1000000
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
     options = parser.parse_args()

@@ -180,7 +180,9 @@ def test_start__refused_input_exits_1_with_the_reason_and_stores_nothing(args, m
         (["tests.three_steps", "--payload", "[1]"], "argument --payload: must be a JSON object"),
         (["tests.three_steps", "label"], "expected FIELD=VALUE, got 'label'"),
         (["tests.three_steps", "=x"], "expected FIELD=VALUE, got '=x'"),
-        (["tests.three_steps", "--timeout", "soon"], "argument --timeout"),
+        (["tests.three_steps", "--timeout", "soon"], "argument --timeout: expected a positive"),
+        (["tests.three_steps", "--timeout", "-1"], "argument --timeout: expected a positive"),
+        (["tests.three_steps", "--timeout", "nan"], "argument --timeout: expected a positive"),
         ([], "the following arguments are required: WORKFLOW"),
     ],
 )

@@ -1,9 +1,8 @@
-"""Request and response shapes of the API.
+"""Request and response shapes of the API, described for the OpenAPI schema and browsable API."""
 
-Responses are the dicts of `squidmesh.serialization` (the same JSON as
-`manage.py squidmesh --json`) plus a `url`; the fields declared here describe
-them to the OpenAPI schema and the browsable API.
-"""
+# Responses are the dicts of `squidmesh.serialization` (the JSON that
+# `manage.py squidmesh --json` prints) plus a `url`: serializing those dicts,
+# rather than the models, keeps the two surfaces identical by construction.
 
 from __future__ import annotations
 

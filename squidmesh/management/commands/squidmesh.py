@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +55,17 @@ def field_assignment(text: str) -> tuple[str, Any]:
         return name, json.loads(raw)
     except json.JSONDecodeError:
         return name, raw
+
+
+def seconds_to_wait(text: str) -> float:
+    """argparse type of `--timeout`: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def moment(text: str) -> datetime:
@@ -178,7 +190,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--timeout",
-            type=float,
+            type=seconds_to_wait,
             default=300.0,
             help="Seconds --wait waits before giving up (default 300).",
         )
