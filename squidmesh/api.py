@@ -46,7 +46,8 @@ def start_run(
     commit together.
 
     With `idempotency_key`, a second call with the same key for the same
-    workflow returns the run the first call started.
+    workflow returns the run the first call started. The returned run's
+    `started_now` attribute says whether this call started it.
 
     Raise `UnknownWorkflow`, `UnknownTrigger` or `InvalidPayload`; nothing
     is persisted then.
@@ -67,6 +68,7 @@ def start_run(
             raise InvalidFilter("idempotency_key must be a string of 1 to 255 characters")
         existing = _run_with_key(definition.name, idempotency_key)
         if existing is not None:
+            existing.started_now = False
             return existing
     try:
         return _create_run(definition, chosen.name, cleaned, idempotency_key=idempotency_key)
@@ -75,6 +77,7 @@ def start_run(
         existing = _run_with_key(definition.name, idempotency_key) if idempotency_key else None
         if existing is None:
             raise
+        existing.started_now = False
         return existing
 
 
@@ -110,6 +113,7 @@ def _create_run(
         created_at=now,
         updated_at=now,
     )
+    run.started_now = True
     metadata = run_metadata(run)
     signals.send_after_commit(signals.run_created, run.workflow, **metadata)
     if replayed_from is not None:

@@ -241,3 +241,9 @@ def test_cancel_run__run_waiting_to_retry_is_cancelled_with_its_step():
     assert StepRun.objects.get(run=run).status == "cancelled"
     drain(include_delayed=True)
     assert StepAttempt.objects.filter(run=run).count() == 1
+
+
+def test_start_run__started_now_tells_a_new_run_from_an_idempotent_repeat():
+    first = squidmesh.start_run(ThreeSteps, {}, idempotency_key="k-1")
+    again = squidmesh.start_run(ThreeSteps, {}, idempotency_key="k-1")
+    assert (first.started_now, again.started_now) == (True, False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -188,7 +187,6 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
         serializer = RunStartSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        requested_at = timezone.now()
         try:
             run = api.start_run(
                 data["workflow"],
@@ -204,11 +202,9 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
             raise ValidationError({"payload": payload_errors(error)}) from None
         except InvalidFilter as error:
             raise ValidationError({"idempotency_key": [str(error)]}) from None
-        # start_run returns the earlier run when the idempotency key matched
-        # one; a run this request created is stamped after `requested_at`.
-        created = run.created_at >= requested_at
+        # start_run returns the earlier run when the idempotency key matched one.
         return self.run_response(
-            run, code=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            run, code=status.HTTP_201_CREATED if run.started_now else status.HTTP_200_OK
         )
 
     @document(
