@@ -18,6 +18,7 @@ from squidmesh.lifecycle import AttemptStatus, RunStatus, StepStatus
 __all__ = [
     "AttemptSerializer",
     "ConflictSerializer",
+    "CronTriggerSerializer",
     "ErrorSerializer",
     "RunDetailQuerySerializer",
     "RunDetailSerializer",
@@ -258,3 +259,26 @@ class ConflictSerializer(serializers.Serializer):
         required=False,
         help_text="Payload field errors when the stored payload no longer fits (replay only).",
     )
+
+
+class CronRunSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    status = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class CronTriggerSerializer(serializers.Serializer):
+    """A cron trigger with its schedule (`squidmesh.schedules.cron_triggers`)."""
+
+    workflow = serializers.CharField(read_only=True)
+    trigger = serializers.CharField(read_only=True)
+    expression = serializers.CharField(read_only=True, allow_null=True)
+    timezone = serializers.CharField(read_only=True, allow_null=True)
+    state = serializers.CharField(
+        read_only=True,
+        help_text="active, missing, outdated, disabled, invalid or orphaned (docs/cron.md).",
+    )
+    schedule_id = serializers.IntegerField(read_only=True, allow_null=True)
+    next_fire_time = serializers.DateTimeField(read_only=True, allow_null=True)
+    last_runs = serializers.ListField(child=serializers.DictField(), read_only=True)
+    last_failure = serializers.DictField(read_only=True, allow_null=True)

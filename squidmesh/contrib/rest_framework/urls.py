@@ -7,7 +7,11 @@ from rest_framework import routers
 
 from squidmesh.contrib.rest_framework.permissions import permissions_for
 from squidmesh.contrib.rest_framework.schema import SquidmeshSchemaView
-from squidmesh.contrib.rest_framework.views import RunViewSet, WorkflowViewSet
+from squidmesh.contrib.rest_framework.views import (
+    CronTriggerViewSet,
+    RunViewSet,
+    WorkflowViewSet,
+)
 
 app_name = "squidmesh_api"
 
@@ -29,6 +33,7 @@ class SquidmeshRouter(routers.DefaultRouter):
 router = SquidmeshRouter()
 router.register("workflows", WorkflowViewSet, basename="workflow")
 router.register("runs", RunViewSet, basename="run")
+router.register("cron-triggers", CronTriggerViewSet, basename="cron-trigger")
 
 urlpatterns = [
     path("schema/", SquidmeshSchemaView.as_view(), name="schema"),

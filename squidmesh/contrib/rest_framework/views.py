@@ -20,6 +20,7 @@ from squidmesh.contrib.rest_framework.permissions import permissions_for
 from squidmesh.contrib.rest_framework.schema import document
 from squidmesh.contrib.rest_framework.serializers import (
     ConflictSerializer,
+    CronTriggerSerializer,
     ErrorSerializer,
     RunDetailQuerySerializer,
     RunDetailSerializer,
@@ -41,7 +42,7 @@ from squidmesh.models import WorkflowRun
 from squidmesh.registry import registry
 from squidmesh.serialization import run_detail, run_summary, workflow_summary
 
-__all__ = ["RunViewSet", "WorkflowViewSet"]
+__all__ = ["CronTriggerViewSet", "RunViewSet", "WorkflowViewSet"]
 
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such run or workflow.")
 DENIED = OpenApiResponse(ErrorSerializer, description="Not authenticated or not permitted.")
@@ -97,6 +98,30 @@ class WorkflowViewSet(SquidmeshViewSetMixin, viewsets.ViewSet):
             raise NotFound(str(error)) from None
         serializer = WorkflowDefinitionSerializer(workflow.describe(), context={"request": request})
         return Response(serializer.data)
+
+
+class CronTriggerViewSet(SquidmeshViewSetMixin, viewsets.ViewSet):
+    """Cron triggers of the registered workflows with their django-q2 schedules."""
+
+    serializer_class = CronTriggerSerializer
+
+    @document(
+        summary="List cron triggers",
+        description="Each cron trigger with its schedule state, next fire time, last runs "
+        "and last failed tick; `?workflow=` narrows to one workflow.",
+        parameters=[OpenApiParameter("workflow", OpenApiTypes.STR, OpenApiParameter.QUERY)],
+        responses={200: CronTriggerSerializer(many=True), 403: DENIED},
+    )
+    def list(self, request: Request) -> Response:
+        from squidmesh.schedules import cron_triggers
+
+        workflow = request.query_params.get("workflow")
+        triggers = [
+            info.as_dict()
+            for info in cron_triggers()
+            if workflow is None or info.workflow == workflow
+        ]
+        return Response(CronTriggerSerializer(triggers, many=True).data)
 
 
 class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):

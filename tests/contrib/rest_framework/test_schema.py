@@ -8,6 +8,7 @@ from django.core.management import call_command
 pytestmark = pytest.mark.django_db
 
 OPERATIONS = {
+    "/api/cron-triggers/": {"get"},
     "/api/runs/": {"get", "post"},
     "/api/runs/{id}/": {"get"},
     "/api/runs/{id}/cancel/": {"post"},
