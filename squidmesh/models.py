@@ -71,6 +71,11 @@ class WorkflowRun(models.Model):
         verbose_name = _("workflow run")
         verbose_name_plural = _("workflow runs")
         ordering = ["-created_at", "-id"]
+        # Operator actions: the admin never edits runs, it calls the runtime API.
+        permissions = [
+            ("cancel_workflowrun", _("Can cancel workflow runs")),
+            ("replay_workflowrun", _("Can replay workflow runs")),
+        ]
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="squidmesh_run_newest"),
             models.Index(fields=["workflow", "-created_at"], name="squidmesh_run_workflow"),

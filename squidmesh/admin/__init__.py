@@ -1,0 +1,5 @@
+"""Django admin for squidmesh: read-only runs, cancel/replay through the API, workflow diagrams."""
+
+from squidmesh.admin.runs import WorkflowRunAdmin
+
+__all__ = ["WorkflowRunAdmin"]

@@ -1,0 +1,53 @@
+"""The registered-workflows page: triggers, payload fields, steps, transitions, diagrams."""
+
+import re
+
+import pytest
+
+import squidmesh
+from tests.admin.conftest import CHANGELIST, WORKFLOWS
+
+pytestmark = pytest.mark.django_db
+
+
+def section(html, name):
+    return html.split(f'id="workflow-{name}"')[1].split("</section>")[0]
+
+
+def test_workflows_page__lists_every_registered_workflow_with_a_diagram(viewer_client):
+    html = viewer_client.get(WORKFLOWS).content.decode()
+
+    listed = re.findall(r'<section class="module squidmesh-workflow" id="workflow-([\w.]+)"', html)
+    assert listed == squidmesh.registry.names()
+    for name in listed:
+        assert f'data-workflow="{name}"' in section(html, name)  # its SVG
+
+
+def test_workflows_page__shows_triggers_with_cron_and_payload_fields(viewer_client):
+    report = section(viewer_client.get(WORKFLOWS).content.decode(), "shop.daily_report")
+
+    assert "<code>0 6 * * *</code> (Europe/Paris)" in report
+    assert "nightly" in report and "on_demand" in report
+    assert "<code>report_date</code>" in report and "TODAY" in report
+
+
+def test_workflows_page__shows_steps_retry_timeout_and_transitions(viewer_client):
+    order = section(viewer_client.get(WORKFLOWS).content.decode(), "shop.order_fulfilment")
+
+    charge = order.split('<th scope="row">charge_card')[1].split("</tr>")[0]
+    assert "3 attempts, backoff 0.5\u20134.0 s with jitter" in charge
+    assert "10.0 s" in charge
+    assert "<td>ship</td>" in charge and "<td>refund_and_notify</td>" in charge
+    assert "choice: ok, stolen" in order
+
+
+def test_workflows_page__is_linked_from_the_run_list_and_links_back(viewer_client):
+    html = viewer_client.get(WORKFLOWS).content.decode()
+
+    assert WORKFLOWS in viewer_client.get(CHANGELIST).content.decode()
+    assert f'href="{CHANGELIST}?workflow=shop.daily_report"' in html
+
+
+def test_workflows_page__denied_without_view_permission(outsider_client, client):
+    assert outsider_client.get(WORKFLOWS).status_code == 403
+    assert client.get(WORKFLOWS).status_code == 302  # anonymous: to the login page
