@@ -1,2 +1,7 @@
 # Sourced by .ci/run after the package install: extra tools some tests need.
-:
+
+# The admin browser tests (tests/browser/) drive Debian's chromium through
+# Playwright; Playwright's own browser download needs network we do not have.
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -q && apt-get install -y -q chromium
+fi

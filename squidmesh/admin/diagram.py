@@ -277,11 +277,12 @@ def _box(
         f"<title>{escape(chr(10).join(tooltip))}</title>",
     ]
     if is_current:
+        tag = "■ stopped here" if progress.run_status == RunStatus.FAILED else "▶ current step"
         parts.append(
             f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="{width + 8:.1f}" height="{height + 8:.1f}" '
             f'rx="11" fill="none" stroke="{CURRENT}" stroke-width="2.5"/>'
             f'<text x="{x - 2:.1f}" y="{y - 9:.1f}" font-size="11" font-weight="600" '
-            f'fill="{CURRENT}">▶ current step</text>'
+            f'fill="{CURRENT}">{tag}</text>'
         )
     parts.append(
         f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}" rx="8" '

@@ -146,13 +146,32 @@ def test_search__full_run_id_matches_exactly(operator_client):
     assert listed_ids(operator_client.get(CHANGELIST, {"q": str(wanted.pk)})) == [str(wanted.pk)]
 
 
-def test_search__run_id_prefix_as_shown_in_the_list_matches(operator_client):
+def test_search__run_id_prefix_as_shown_in_the_list_matches_through_the_primary_key(
+    operator_client,
+):
     wanted = pending_run()
     pending_run()
 
-    response = operator_client.get(CHANGELIST, {"q": str(wanted.pk)[:8]})
+    with CaptureQueriesContext(connection) as queries:
+        response = operator_client.get(CHANGELIST, {"q": str(wanted.pk)[:13]})
 
-    assert str(wanted.pk) in listed_ids(response)
+    assert listed_ids(response) == [str(wanted.pk)]
+    # A range on the primary key, not a LIKE over every row.
+    assert not [q["sql"] for q in queries.captured_queries if "LIKE" in q["sql"]]
+
+
+def test_search__hex_word_that_starts_no_run_id_is_searched_in_payloads(operator_client):
+    wanted = pending_run("deadbeef99")
+    pending_run("other")
+
+    assert listed_ids(operator_client.get(CHANGELIST, {"q": "deadbeef99"})) == [str(wanted.pk)]
+
+
+def test_search__run_id_written_in_a_payload_finds_the_run_that_mentions_it(operator_client):
+    mentioned = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+    wanted = pending_run(f"about {mentioned}")
+
+    assert listed_ids(operator_client.get(CHANGELIST, {"q": mentioned})) == [str(wanted.pk)]
 
 
 def test_search__payload_value_matches_case_insensitively(operator_client):

@@ -50,6 +50,10 @@ class Command(BaseCommand):
         if not ok:
             self.stderr.write("Runs did not finish in time; cluster log:\n" + cluster.output())
             sys.exit(1)
+        self.stdout.write(
+            "\nSee these runs in the admin: manage.py createsuperuser, manage.py runserver, "
+            "then open http://127.0.0.1:8000/admin/squidmesh/workflowrun/ (docs/admin.md)."
+        )
 
     def follow(self, run_ids, timeout: float) -> bool:
         """Print each new attempt and status change until every run is terminal."""
