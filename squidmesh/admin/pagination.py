@@ -23,22 +23,29 @@ class RunPaginator(Paginator):
     ESTIMATE_ABOVE = 50_000
     COUNT_CAP = 10_000
 
-    is_estimate = False
-    is_capped = False
+    @property
+    def is_estimate(self) -> bool:
+        return self._counted[1] == "estimate"
+
+    @property
+    def is_capped(self) -> bool:
+        return self._counted[1] == "capped"
 
     @cached_property
     def count(self) -> int:
+        return self._counted[0]
+
+    @cached_property
+    def _counted(self) -> tuple[int, str]:
         queryset = self.object_list
         if not queryset.query.where:
             estimate = self._estimated_rows(queryset)
             if estimate is not None and estimate > self.ESTIMATE_ABOVE:
-                self.is_estimate = True
-                return estimate
+                return estimate, "estimate"
         counted = queryset.order_by()[: self.COUNT_CAP + 1].count()
         if counted > self.COUNT_CAP:
-            self.is_capped = True
-            return self.COUNT_CAP
-        return counted
+            return self.COUNT_CAP, "capped"
+        return counted, "exact"
 
     @staticmethod
     def _estimated_rows(queryset) -> int | None:

@@ -1,5 +1,6 @@
 """The run admin in a real headless chromium: log in, list, detail with diagram, cancel action."""
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -54,24 +55,22 @@ def runs(transactional_db, django_user_model):
     return {"shipped": shipped, "refunded": refunded, "failed": failed, "to_cancel": to_cancel}
 
 
-@pytest.fixture
-def page(live_server, monkeypatch):
+@contextlib.contextmanager
+def browser_page(base_url):
+    """Yield a chromium page; the ORM must not be used inside (Playwright runs an event loop)."""
     assert os.access(CHROMIUM, os.X_OK), (
         f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`, "
         "as .ci/extra-install.sh does), or deselect with -m 'not browser'"
     )
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in this thread; the ORM calls
-    # the test makes between browser steps are still plain synchronous code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1600, "height": 1000})
         context.set_default_timeout(30_000)
         page = context.new_page()
-        page.base_url = live_server.url
+        page.base_url = base_url
         try:
             yield page
         finally:
@@ -87,7 +86,16 @@ def log_in(page):
     page.wait_for_url("**/admin/squidmesh/workflowrun/")
 
 
-def test_admin__list_detail_diagram_and_cancel_in_a_real_browser(runs, page):
+def test_admin__list_detail_diagram_and_cancel_in_a_real_browser(runs, live_server):
+    with browser_page(live_server.url) as page:
+        operate_the_admin(page, runs)
+
+    statuses = dict(WorkflowRun.objects.values_list("pk", "status"))
+    assert statuses[runs["to_cancel"].pk] == "cancelled"
+    assert statuses[runs["shipped"].pk] == "completed"
+
+
+def operate_the_admin(page, runs):
     log_in(page)
 
     # The run list: a row per run, coloured status badges, newest first.
@@ -163,6 +171,8 @@ def test_admin__list_detail_diagram_and_cancel_in_a_real_browser(runs, page):
         for text in texts
     ), texts
     assert page.locator("ul.messagelist li.warning").count() == 1
+    cancelled_row = page.locator(f"#result_list tr:has(input[value='{runs['to_cancel'].pk}'])")
+    assert cancelled_row.locator(".squidmesh-status-cancelled").count() == 1
     page.screenshot(path=str(ARTIFACTS / "admin-cancel-result.png"), full_page=True)
 
     # The workflows page draws every registered workflow.
@@ -170,7 +180,3 @@ def test_admin__list_detail_diagram_and_cancel_in_a_real_browser(runs, page):
     page.wait_for_url("**/workflowrun/workflows/")
     assert page.locator("svg.squidmesh-diagram").count() == len(squidmesh.registry.names())
     page.screenshot(path=str(ARTIFACTS / "admin-workflows.png"), full_page=True)
-
-    statuses = dict(WorkflowRun.objects.values_list("pk", "status"))
-    assert statuses[runs["to_cancel"].pk] == "cancelled"
-    assert statuses[runs["shipped"].pk] == "completed"
