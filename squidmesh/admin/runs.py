@@ -247,7 +247,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
 
     def _run_action(self, request, queryset, operation: Operation, action: str):
         # The list defers the JSON columns; the replay preview reads the payload.
-        runs = list(queryset.defer(None).order_by("-created_at", "-id")[: MAX_RUNS_PER_ACTION + 1])
+        runs = list(queryset.defer(None).newest_first()[: MAX_RUNS_PER_ACTION + 1])
         if len(runs) > MAX_RUNS_PER_ACTION:
             self.message_user(
                 request,
