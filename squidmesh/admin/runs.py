@@ -411,11 +411,19 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     def workflows_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
+        from squidmesh.schedules import cron_triggers
+
+        # State, next fire time and last failed tick of every cron trigger, in
+        # three queries whatever the number of triggers.
+        schedules = {(info.workflow, info.trigger): info for info in cron_triggers(runs=1)}
         workflows = []
         for workflow in registry.all():
+            definition = workflow.describe()
+            for trigger in definition["triggers"]:
+                trigger["schedule"] = schedules.get((workflow.name, trigger["name"]))
             workflows.append(
                 {
-                    "definition": workflow.describe(),
+                    "definition": definition,
                     "diagram": render_diagram(workflow, dom_id=f"workflow-diagram-{workflow.name}"),
                     "runs_url": reverse("admin:squidmesh_workflowrun_changelist")
                     + "?"

@@ -51,3 +51,15 @@ def test_workflows_page__is_linked_from_the_run_list_and_links_back(viewer_clien
 def test_workflows_page__denied_without_view_permission(outsider_client, client):
     assert outsider_client.get(WORKFLOWS).status_code == 403
     assert client.get(WORKFLOWS).status_code == 302  # anonymous: to the login page
+
+
+def test_workflows_page__shows_each_cron_triggers_schedule_state(viewer_client):
+    from squidmesh.schedules import cron_triggers
+
+    expected = {(info.workflow, info.trigger): info.state for info in cron_triggers(runs=0)}
+    report = section(viewer_client.get(WORKFLOWS).content.decode(), "shop.daily_report")
+
+    state = expected[("shop.daily_report", "nightly")]
+    assert f'<div class="squidmesh-schedule" data-state="{state}">' in report
+    # Manual triggers have no schedule.
+    assert report.count('class="squidmesh-schedule"') == 1
