@@ -1,0 +1,1 @@
+"""Workflows and ledgers the verification harness breaks things against."""

@@ -1,0 +1,82 @@
+"""Resilience check: SIGKILL every cluster and restart Postgres with runs in every situation."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from squidmesh.testing import wait_for
+from verification.harness import (
+    Clusters,
+    Harness,
+    Load,
+    census,
+    converge,
+    drain_queue,
+    print_table,
+)
+
+__all__ = ["run"]
+
+SITUATIONS = ("queued", "waiting", "retrying", "mid-step")
+
+
+def fault_plan(rounds: int, postgres: bool) -> list[str]:
+    """Alternate cluster kills and Postgres restarts, starting with a kill."""
+    if not postgres:
+        return ["kill"] * rounds
+    return ["kill" if index % 2 == 0 else "postgres" for index in range(rounds)]
+
+
+def run(options) -> int:
+    rng = random.Random(options.seed)
+    harness = Harness("resilience")
+    clusters = Clusters(2)
+    load = Load(rng)
+    at_fault: list[tuple] = []
+    plan = fault_plan(options.rounds, options.postgres_restart)
+    try:
+        clusters.start()
+        for index, fault in enumerate(plan, start=1):
+            load.start_many(options.runs)
+            # Let the batch spread out: some runs mid-step, some in their
+            # wait, some between retries, before the fault hits them.
+            try:
+                wait_for(lambda: all(census()[s] for s in SITUATIONS[1:]), timeout=20, interval=0.2)
+            except TimeoutError:
+                pass
+            load.start_many(options.burst)  # queued, not yet picked up
+            seen = census()
+            at_fault.append((index, fault, *(seen[s] for s in SITUATIONS)))
+            if fault == "kill":
+                clusters.kill_all()
+                harness.fault()
+                time.sleep(options.downtime)
+                clusters.start()
+            else:
+                harness.restart_postgres()
+        converged = converge(options.bound)
+        converged_at = time.monotonic() - (harness.last_fault or harness.started)
+        leftover = drain_queue(15)
+    finally:
+        clusters.stop()
+
+    print_table(
+        "resilience: runs in flight when each fault hit",
+        ["#", "fault", *SITUATIONS],
+        at_fault,
+    )
+    status = harness.verdict(
+        load=load,
+        clusters=clusters,
+        converged=converged,
+        converged_at=converged_at,
+        leftover=leftover,
+    )
+    missed = [s for i, s in enumerate(SITUATIONS, start=2) if not any(row[i] for row in at_fault)]
+    if missed:
+        print(f"resilience: no fault hit a run that was {', '.join(missed)}; scenario too small")
+        status = 1
+    if status and options.verbose:
+        print(clusters.tail())
+    return status

@@ -1,0 +1,3 @@
+"""The harness serves no pages."""
+
+urlpatterns: list = []
