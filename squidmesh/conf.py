@@ -20,6 +20,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds added to a step's timeout before a `running` attempt found on
     # redelivery is presumed to belong to a dead worker.
     "INTERRUPTED_GRACE": 5,
+    # Attempts of one step that dead workers may leave behind before the step
+    # fails as if its retries were exhausted (interruptions do not count
+    # against the step's `Retry.max_attempts`).
+    "MAX_INTERRUPTIONS": 3,
     # Default and maximum `limit` of `list_runs`.
     "LIST_LIMIT": 50,
     "MAX_LIST_LIMIT": 1000,

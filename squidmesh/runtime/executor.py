@@ -52,6 +52,7 @@ __all__ = [
     "execute_step",
     "finish_cancellation",
     "record_failure",
+    "record_interruption",
     "run_metadata",
     "transition_run",
 ]
@@ -152,17 +153,9 @@ class StepExecutor:
                     f"Attempt {latest.number} of {self.step_name!r} in run {run.pk} is "
                     "still running in another worker."
                 )
-            StepAttempt.objects.close(
-                latest,
-                AttemptStatus.INTERRUPTED,
-                error={
-                    "type": "Interrupted",
-                    "message": f"worker {latest.worker} stopped during the attempt",
-                    "retryable": True,
-                },
-            )
+            StepAttempt.objects.close(latest, AttemptStatus.INTERRUPTED, error=_interrupted(latest))
             self.attempt_number = latest.number
-            record_failure(run, workflow, step, step_run, latest.error, retryable=True)
+            record_interruption(run, workflow, step, step_run, latest.error)
             return None
         expected = latest.number + 1 if latest else 1
         if self.attempt_number != expected:
@@ -326,6 +319,14 @@ class StepExecutor:
         )
 
 
+def _interrupted(attempt: StepAttempt) -> dict[str, Any]:
+    return {
+        "type": "Interrupted",
+        "message": f"worker {attempt.worker} stopped during the attempt",
+        "retryable": True,
+    }
+
+
 def _check_output(output: Any) -> tuple[dict | None, dict | None, bool]:
     """Return (output, error, retryable): a step must return a JSON-ready mapping or None."""
     if output is None:
@@ -353,9 +354,13 @@ def record_failure(
     *,
     retryable: bool,
 ) -> str:
-    """Apply the step's retry policy to a failed attempt (inside the run's lock)."""
+    """Apply the step's retry policy to a failed attempt (inside the run's lock).
+
+    Attempts a dead worker left behind do not count against `max_attempts`.
+    """
     attempt = step_run.attempt_count or 1
-    decision = retry.decide(step.retry, attempt, retryable=retryable)
+    interrupted = _interruptions(step_run) if attempt > 1 else 0
+    decision = retry.decide(step.retry, attempt - interrupted, retryable=retryable)
     if decision.retry:
         due = timezone.now() + timedelta(seconds=decision.delay)
         StepRun.objects.filter(pk=step_run.pk).update(status=StepStatus.RETRYING, last_error=error)
@@ -382,6 +387,46 @@ def record_failure(
         return f"failed ({decision.reason}); on error -> {target}"
     transition_run(run, RunStatus.FAILED, last_error=error, current_step=step.name)
     return f"failed ({decision.reason}); run failed"
+
+
+def record_interruption(
+    run: WorkflowRun, workflow: Any, step: Step, step_run: StepRun, error: dict | None
+) -> str:
+    """Run the step again after a dead worker's attempt (inside the run's lock).
+
+    A worker killed mid-step (a deploy, an OOM kill, a lost database during
+    the finish) says nothing about the step, so it neither spends the step's
+    retry budget nor waits for a backoff. Only a step whose attempts keep
+    being interrupted (`SQUIDMESH['MAX_INTERRUPTIONS']`) is failed, as if its
+    retries were exhausted, so that a step that kills its worker cannot loop.
+    """
+    interrupted = _interruptions(step_run)
+    if interrupted > settings.MAX_INTERRUPTIONS:
+        error = {
+            **(error or {}),
+            "message": f"{interrupted} attempts interrupted (SQUIDMESH['MAX_INTERRUPTIONS'] "
+            f"is {settings.MAX_INTERRUPTIONS}); last: {(error or {}).get('message', '')}",
+            "retryable": False,
+        }
+        return record_failure(run, workflow, step, step_run, error, retryable=False)
+    attempt = step_run.attempt_count or 1
+    StepRun.objects.filter(pk=step_run.pk).update(status=StepStatus.RETRYING, last_error=error)
+    transition_run(run, RunStatus.RETRYING, last_error=error, scheduled_for=None)
+    dispatch_step(run, step, attempt + 1, None)
+    signals.send_after_commit(
+        signals.step_retry_scheduled,
+        run.workflow,
+        **run_metadata(run),
+        step=step.name,
+        attempt=attempt,
+        error=error,
+        delay=0.0,
+    )
+    return f"interrupted; retry {attempt + 1} now"
+
+
+def _interruptions(step_run: StepRun) -> int:
+    return StepAttempt.objects.filter(step_run=step_run, status=AttemptStatus.INTERRUPTED).count()
 
 
 def advance_to(run: WorkflowRun, workflow: Any, target: str | None, **changes: Any) -> None:

@@ -316,3 +316,63 @@ def test_step_context__idempotency_key_is_the_same_on_every_attempt(monkeypatch)
     run = squidmesh.start_run("tests.flaky", {})
     drain(include_delayed=True)
     assert keys == [(1, f"{run.pk}:flaky"), (2, f"{run.pk}:flaky")]
+
+
+def leave_attempt_running(run, step, attempt, *, minutes_ago=5):
+    """Claim an attempt for real, as a worker that then died would have left it."""
+    from squidmesh.runtime.executor import StepExecutor
+
+    claim = StepExecutor(str(run.pk), step, attempt)._claim()
+    StepAttempt.objects.filter(pk=claim.attempt.pk).update(
+        started_at=timezone.now() - timedelta(minutes=minutes_ago)
+    )
+
+
+def test_interrupted_attempt__of_a_step_without_retries_is_run_again_at_once():
+    # A deploy that SIGKILLs workers must not fail runs whose steps have the
+    # default policy (one attempt): the interruption is not the step's failure.
+    run = squidmesh.start_run("tests.three_steps", {})
+    OrmQ.objects.all().delete()  # the dead worker had pulled it
+    leave_attempt_running(run, "a", 1)
+    assert execute_step(str(run.pk), "a", 1) == "closed an interrupted attempt"
+    queued = OrmQ.objects.get()
+    assert queued.task["args"] == (str(run.pk), "a", 2)
+    assert queued.lock <= timezone.now()  # no backoff after an interruption
+    drain()
+    run.refresh_from_db()
+    assert run.status == "completed"
+    assert attempts_of(run, "a") == [(1, "interrupted"), (2, "succeeded")]
+    assert run.context == {"a": 1, "seen": ["x"], "b": 2, "c": 3}
+
+
+def test_interrupted_attempts__do_not_spend_the_retry_budget():
+    # max_attempts=3: attempts 2 and 3 fail, attempt 4 is the third real try.
+    run = squidmesh.start_run("tests.flaky", {"fail_times": 3})
+    OrmQ.objects.all().delete()
+    leave_attempt_running(run, "flaky", 1)
+    execute_step(str(run.pk), "flaky", 1)
+    drain(include_delayed=True)
+    run.refresh_from_db()
+    assert run.status == "completed"
+    assert attempts_of(run, "flaky") == [
+        (1, "interrupted"),
+        (2, "failed"),
+        (3, "failed"),
+        (4, "succeeded"),
+    ]
+
+
+def test_step_interrupted_too_often__fails_as_if_retries_were_exhausted(settings):
+    settings.SQUIDMESH = {"MAX_INTERRUPTIONS": 2}
+    run = squidmesh.start_run("tests.three_steps", {})
+    OrmQ.objects.all().delete()
+    for attempt in (1, 2, 3):
+        leave_attempt_running(run, "a", attempt)
+        execute_step(str(run.pk), "a", attempt)
+        OrmQ.objects.all().delete()
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert attempts_of(run, "a") == [(1, "interrupted"), (2, "interrupted"), (3, "interrupted")]
+    assert run.last_error["type"] == "Interrupted"
+    assert "3 attempts interrupted" in run.last_error["message"]
+    assert StepRun.objects.get(run=run, step="a").status == "failed"
