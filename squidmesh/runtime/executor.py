@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from squidmesh import signals
 from squidmesh.conf import settings
-from squidmesh.exceptions import DeliveryDeferred, StepFailure
+from squidmesh.exceptions import DeliveryDeferred, StepFailure, UnknownWorkflow
 from squidmesh.lifecycle import (
     TERMINAL_STATUSES,
     AttemptStatus,
@@ -127,6 +127,7 @@ class StepExecutor:
         if run.status in TERMINAL_STATUSES:
             return Skip(f"run is {run.status}")
         if run.status == RunStatus.CANCELLING:
+            self._close_dead_attempt(run)
             finish_cancellation(run)
             return Skip("run was cancelled")
         if run.current_step != self.step_name:
@@ -192,12 +193,35 @@ class StepExecutor:
         self._send(signals.step_started, run)
         return Claim(run, workflow, step, step_run, attempt)
 
-    def _presumed_dead(self, attempt: StepAttempt, step: Step) -> bool:
+    def _close_dead_attempt(self, run: WorkflowRun) -> None:
+        """Close the attempt a dead worker left running before a cancelling run ends.
+
+        Raise `DeliveryDeferred` while that attempt may still be live: its
+        worker records it and finishes the cancellation itself.
+        """
+        running = StepAttempt.objects.running().filter(run=run).select_related("step_run").first()
+        if running is None:
+            return
+        try:
+            step = registry.get(run.workflow).steps.get(running.step_run.step)
+        except UnknownWorkflow:
+            step = None
+        if not self._presumed_dead(running, step):
+            raise DeliveryDeferred(
+                f"Attempt {running.number} of {running.step_run.step!r} in run {run.pk} is "
+                "still running in another worker."
+            )
+        StepAttempt.objects.close(running, AttemptStatus.INTERRUPTED, error=_interrupted(running))
+        StepRun.objects.filter(pk=running.step_run_id).update(
+            status=StepStatus.CANCELLED, last_error=running.error, finished_at=running.finished_at
+        )
+
+    def _presumed_dead(self, attempt: StepAttempt, step: Step | None) -> bool:
         from django_q.conf import Conf
 
         # django-q2 ends a task at its timeout, so an attempt older than the
         # timeout (plus grace for the finishing transaction) has no live worker.
-        limit = step.timeout or Conf.TIMEOUT or Conf.RETRY
+        limit = (step and step.timeout) or Conf.TIMEOUT or Conf.RETRY
         deadline = attempt.started_at + timedelta(seconds=limit + settings.INTERRUPTED_GRACE)
         return timezone.now() > deadline
 

@@ -376,3 +376,28 @@ def test_step_interrupted_too_often__fails_as_if_retries_were_exhausted(settings
     assert run.last_error["type"] == "Interrupted"
     assert "3 attempts interrupted" in run.last_error["message"]
     assert StepRun.objects.get(run=run, step="a").status == "failed"
+
+
+def test_cancelling_run_whose_worker_died__ends_cancelled_with_the_attempt_closed():
+    run = squidmesh.start_run("tests.three_steps", {})
+    OrmQ.objects.all().delete()  # the dead worker had pulled it
+    leave_attempt_running(run, "a", 1)
+    assert squidmesh.cancel_run(run.pk).status == "cancelling"  # an attempt is running
+    # The dead worker's task comes back after its lease.
+    assert execute_step(str(run.pk), "a", 1) == "skipped: run was cancelled"
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    assert attempts_of(run, "a") == [(1, "interrupted")]
+    assert StepRun.objects.get(run=run, step="a").status == "cancelled"
+    assert Execution.objects.count() == 0
+
+
+def test_cancelling_run_with_a_live_attempt__delivery_defers_to_the_worker_running_it():
+    run = squidmesh.start_run("tests.three_steps", {})
+    leave_attempt_running(run, "a", 1, minutes_ago=0)  # its worker is alive
+    squidmesh.cancel_run(run.pk)
+    with pytest.raises(DeliveryDeferred, match="still running"):
+        execute_step(str(run.pk), "a", 1)
+    run.refresh_from_db()
+    assert run.status == "cancelling"
+    assert attempts_of(run, "a") == [(1, "running")]
