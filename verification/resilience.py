@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 
@@ -41,10 +42,8 @@ def run(options) -> int:
             load.start_many(options.runs)
             # Let the batch spread out: some runs mid-step, some in their
             # wait, some between retries, before the fault hits them.
-            try:
+            with contextlib.suppress(TimeoutError):
                 wait_for(lambda: all(census()[s] for s in SITUATIONS[1:]), timeout=20, interval=0.2)
-            except TimeoutError:
-                pass
             load.start_many(options.burst)  # queued, not yet picked up
             seen = census()
             at_fault.append((index, fault, *(seen[s] for s in SITUATIONS)))

@@ -35,7 +35,7 @@ def note_failed_delivery(sender, *, task, **kwargs) -> None:
     if task.get("success", True) or task.get("func") != EXECUTE_STEP:
         return
     result = str(task.get("result", ""))
-    run_id, step, attempt = (list(task.get("args", ())) + ["", "", 0])[:3]
+    run_id, step, attempt = ([*list(task.get("args", ())), "", "", 0])[:3]
     kind = DeliveryNote.Kind.DEFERRED if "DeliveryDeferred" in result else DeliveryNote.Kind.FAULT
     _note(kind, run_id, step, attempt, result.split(" : ", 1)[0][:500])
 
