@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import abc
 from collections.abc import Iterable
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 __all__ = [
@@ -165,6 +167,42 @@ class Choice(Field):
         return {**super().describe(), "choices": self.choices}
 
 
+def storage_problem(value: Any) -> str | None:
+    """Return why `value` cannot be stored as JSON on every supported database, or None.
+
+    PostgreSQL's jsonb refuses NUL characters, lone surrogates and NaN /
+    Infinity (SQLite's JSON check refuses the last two); left unchecked they
+    fail the insert instead of the validation.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "must not contain NUL characters (\\u0000)"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode text (no lone surrogates)"
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "must contain only finite numbers"
+    if isinstance(value, abc.Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return "must be a mapping with string keys"
+            problem = storage_problem(key) or storage_problem(item)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list | tuple):
+        return next(filter(None, map(storage_problem, value)), None)
+    if value is None or isinstance(value, bool | int):
+        return None
+    try:
+        json.dumps(value, cls=DjangoJSONEncoder)
+    except (TypeError, ValueError):
+        return f"must be JSON data, not {type(value).__name__}"
+    return None
+
+
 class PayloadMeta(type):
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]):
         cls = super().__new__(mcs, name, bases, namespace)
@@ -219,7 +257,7 @@ class Payload(metaclass=PayloadMeta):
                 errors[key] = "is not a declared payload field"
         for name, field in cls.declared_fields.items():
             if name in data:
-                message = field.validate(data[name])
+                message = field.validate(data[name]) or storage_problem(data[name])
                 if message:
                     errors[name] = message
                 else:

@@ -80,3 +80,33 @@ def test_clean__none_means_empty_payload():
 def test_choice__does_not_confuse_true_with_one():
     assert fields.Choice([1, 2]).validate(True) is not None
     assert fields.Choice([1, 2]).validate(1) is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "message"),
+    [
+        ({"name": "a\x00b"}, "name", "must not contain NUL characters (\\u0000)"),
+        ({"name": "x", "meta": {"k\x00": 1}}, "meta", "must not contain NUL characters (\\u0000)"),
+        ({"name": "x", "items": [["\x00"]]}, "items", "must not contain NUL characters (\\u0000)"),
+        ({"name": "a\ud800"}, "name", "must be valid Unicode text (no lone surrogates)"),
+        ({"name": "x", "meta": {"r": float("nan")}}, "meta", "must contain only finite numbers"),
+        ({"name": "x", "items": [float("inf")]}, "items", "must contain only finite numbers"),
+        ({"name": "x", "meta": {"a": {1: 2}}}, "meta", "must be a mapping with string keys"),
+        ({"name": "x", "items": [object()]}, "items", "must be JSON data, not object"),
+    ],
+)
+def test_clean__refuses_values_a_database_cannot_store_as_json(payload, field, message):
+    # PostgreSQL's jsonb rejects these on insert; validation must say so first.
+    with pytest.raises(InvalidPayload) as raised:
+        Contract.clean(payload)
+    assert raised.value.errors == {field: message}
+
+
+@pytest.mark.django_db
+def test_start_run__payload_with_a_nul_character_is_invalid_and_writes_nothing():
+    import squidmesh
+    from squidmesh.models import WorkflowRun
+
+    with pytest.raises(InvalidPayload, match="order_ref: must not contain NUL"):
+        squidmesh.start_run("shop.order_fulfilment", {"order_ref": "A\x00", "amount_cents": 1})
+    assert not WorkflowRun.objects.exists()
