@@ -44,6 +44,7 @@ from squidmesh.registry import registry
 from squidmesh.runtime import retry
 from squidmesh.runtime.context import StepContext
 from squidmesh.runtime.dispatcher import Dispatch, get_dispatcher
+from squidmesh.workflow.fields import storage_problem
 from squidmesh.workflow.steps import COMPLETE, Step
 
 __all__ = [
@@ -366,7 +367,12 @@ def _check_output(output: Any) -> tuple[dict | None, dict | None, bool]:
     if len(encoded) > settings.MAX_STEP_OUTPUT_BYTES:
         message = f"step output is {len(encoded)} bytes, over SQUIDMESH['MAX_STEP_OUTPUT_BYTES']"
         return None, {"type": "InvalidStepOutput", "message": message}, False
-    return json.loads(encoded), None, False
+    decoded = json.loads(encoded)
+    # What jsonb refuses would fail the finish transaction on every redelivery.
+    problem = storage_problem(decoded)
+    if problem:
+        return None, {"type": "InvalidStepOutput", "message": f"step output {problem}"}, False
+    return decoded, None, False
 
 
 def record_failure(

@@ -229,6 +229,9 @@ def test_step_finishing_on_a_cancelling_run__is_recorded_but_the_run_does_not_ad
     [
         ([1, 2], "step returned list, expected a mapping or None"),
         ({"when": object()}, "not JSON-serializable"),
+        # PostgreSQL's jsonb refuses these; the finish must not fail on insert.
+        ({"text": "a\x00b"}, "must not contain NUL characters"),
+        ({"ratio": float("nan")}, "must contain only finite numbers"),
     ],
 )
 def test_invalid_step_output__is_a_terminal_failure(monkeypatch, output, message):
