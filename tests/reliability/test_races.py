@@ -1,0 +1,257 @@
+"""Races on one run: two workers and one delivery, cancel against completion, replay against cancel."""
+
+import contextlib
+import threading
+
+import pytest
+from django.db import connections
+from django_q.models import OrmQ
+from django_q.signing import SignedPackage
+
+import squidmesh
+from squidmesh.exceptions import DeliveryDeferred
+from squidmesh.models import StepRun, WorkflowRun
+from squidmesh.registry import registry
+from squidmesh.runtime.executor import execute_step
+from squidmesh.testing import drain, wait_for
+from tests.testapp.models import Execution
+from verification import invariants
+
+
+def in_thread(function, *args):
+    """Start `function(*args)` in a thread with its own connection; return (thread, outcome)."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = function(*args)
+        except Exception as error:
+            outcome["value"] = error
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+@contextlib.contextmanager
+def blocking_step(monkeypatch, workflow: str, step: str):
+    """Make `step` signal when its body starts and wait for `release` before running on."""
+    started, release = threading.Event(), threading.Event()
+    definition = registry.get(workflow).steps[step]
+    original = definition.target
+
+    def body(data, ctx):
+        started.set()
+        assert release.wait(30), "the test never released the step body"
+        return original(data, ctx)
+
+    monkeypatch.setattr(definition, "target", body)
+    try:
+        yield started, release
+    finally:
+        release.set()
+
+
+def assert_invariants_hold():
+    snapshot = invariants.Snapshot.take(ledger=list(Execution.objects.all()))
+    found = [v for violations in invariants.check(snapshot).values() for v in violations]
+    assert found == []
+
+
+def bodies(run, step):
+    return Execution.objects.filter(run_id=run.pk, step=step).count()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_handed_one_delivery__one_runs_the_body_the_other_defers(monkeypatch):
+    for _ in range(3):
+        run = squidmesh.start_run("tests.three_steps", {})
+        with blocking_step(monkeypatch, "tests.three_steps", "a") as (started, release):
+            barrier = threading.Barrier(2)
+
+            def deliver(run_id=str(run.pk), barrier=barrier):
+                barrier.wait(10)
+                return execute_step(run_id, "a", 1)
+
+            workers = [in_thread(deliver), in_thread(deliver)]
+            assert started.wait(10)
+            # The loser waited on the run's row lock, then found the attempt
+            # running: it defers while the winner's body is still blocked.
+            outcomes = [outcome for _, outcome in workers]
+            wait_for(lambda outcomes=outcomes: any("value" in o for o in outcomes), 10)
+            release.set()
+            for thread, _ in workers:
+                thread.join(30)
+        outcomes = [outcome["value"] for _, outcome in workers]
+        assert sorted(map(type, outcomes), key=str) == sorted([str, DeliveryDeferred], key=str)
+        assert "completed" in outcomes
+        assert bodies(run, "a") == 1
+    assert_invariants_hold()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_same_delivery_in_two_threads_many_times__the_body_never_runs_twice():
+    for _ in range(15):
+        run = squidmesh.start_run("tests.three_steps", {})
+        barrier = threading.Barrier(2)
+
+        def deliver(run_id=str(run.pk), barrier=barrier):
+            barrier.wait(10)
+            return execute_step(run_id, "a", 1)
+
+        workers = [in_thread(deliver), in_thread(deliver)]
+        for thread, _ in workers:
+            thread.join(30)
+        outcomes = [outcome["value"] for _, outcome in workers]
+        assert outcomes.count("completed") == 1, outcomes
+        (other,) = [o for o in outcomes if o != "completed"]
+        assert isinstance(other, DeliveryDeferred) or other.startswith("skipped: "), other
+        assert bodies(run, "a") == 1
+    assert_invariants_hold()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_cancel_while_the_step_runs__step_is_recorded_and_the_run_stops(monkeypatch):
+    run = squidmesh.start_run("tests.three_steps", {})
+    OrmQ.objects.all().delete()  # delivered below by hand
+    with blocking_step(monkeypatch, "tests.three_steps", "a") as (started, release):
+        worker, outcome = in_thread(execute_step, str(run.pk), "a", 1)
+        assert started.wait(10)
+        assert squidmesh.cancel_run(run.pk).status == "cancelling"
+        release.set()
+        worker.join(30)
+    assert outcome["value"] == "completed; run cancelled"
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    assert run.context == {"a": 1, "seen": ["x"]}
+    assert list(StepRun.objects.filter(run=run).values_list("step", "status")) == [
+        ("a", "completed")
+    ]
+    assert drain(include_delayed=True) == 0  # step b was never dispatched
+    assert_invariants_hold()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("workflow", ["tests.three_steps", "tests.flaky"])
+def test_cancel_racing_the_step_completion__run_ends_cancelled_or_completed_never_both(
+    monkeypatch, workflow
+):
+    entry = registry.get(workflow).entry_step
+    for _ in range(6):
+        run = squidmesh.start_run(workflow, {})
+        OrmQ.objects.all().delete()
+        with blocking_step(monkeypatch, workflow, entry) as (started, release):
+            worker, finished = in_thread(execute_step, str(run.pk), entry, 1)
+            assert started.wait(10)
+            barrier = threading.Barrier(2)
+
+            def cancel(run_id=str(run.pk), barrier=barrier):
+                barrier.wait(10)
+                return squidmesh.cancel_run(run_id)
+
+            canceller, cancelled = in_thread(cancel)
+            barrier.wait(10)
+            release.set()  # the finish and the cancel now race for the row lock
+            worker.join(30)
+            canceller.join(30)
+        drain(include_delayed=True)  # whatever was dispatched is delivered
+        run.refresh_from_db()
+        if isinstance(cancelled["value"], squidmesh.InvalidTransition):
+            # The single-step run completed before the cancel took the lock.
+            assert run.status == "completed" and workflow == "tests.flaky"
+        else:
+            assert run.status == "cancelled", (finished["value"], cancelled["value"].status)
+            assert bodies(run, entry) == 1
+            assert [s.step for s in StepRun.objects.filter(run=run)] == [entry]
+    assert_invariants_hold()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_replay_racing_cancel__source_ends_cancelled_and_the_replay_runs_on_its_own():
+    for _ in range(6):
+        source = squidmesh.start_run("tests.waiting", {"label": "src"})
+        drain()  # source sits in its wait
+        barrier = threading.Barrier(2)
+
+        def replay(run_id=str(source.pk), barrier=barrier):
+            barrier.wait(10)
+            return squidmesh.replay_run(run_id)
+
+        def cancel(run_id=str(source.pk), barrier=barrier):
+            barrier.wait(10)
+            return squidmesh.cancel_run(run_id)
+
+        (replayer, replayed), (canceller, cancelled) = in_thread(replay), in_thread(cancel)
+        replayer.join(30)
+        canceller.join(30)
+        assert cancelled["value"].status == "cancelled"
+        new = replayed["value"]
+        assert new.replayed_from_id == source.pk
+        assert WorkflowRun.objects.get(pk=new.pk).status == "pending"
+    drain(include_delayed=True)
+    for run in WorkflowRun.objects.all():
+        expected = "completed" if run.replayed_from_id else "cancelled"
+        assert run.status == expected, run
+    assert_invariants_hold()
+
+
+@pytest.mark.django_db
+def test_queue_messages__carry_only_identifiers_never_payload_or_context():
+    # Payloads can hold personal data and django-q2 pickles what it queues.
+    secrets = {"order_ref": "PII-ALICE-4242", "amount_cents": 987654321, "declines": 1}
+    backoffice = {
+        **secrets,
+        "order_ref": "PII-BOB-1717",
+        "operator": "PII-OPERATOR-EVE",
+        "tags": ["PII-TAG-SECRET"],
+        "metadata": {"email": "PII-alice@example.org"},
+    }
+    runs = [
+        squidmesh.start_run("shop.order_fulfilment", "checkout", secrets),
+        squidmesh.start_run("shop.order_fulfilment", "backoffice", backoffice),
+    ]
+    seen = []
+    # Walk every dispatch: entry, the wait's delayed continuation, the log,
+    # the charge (declined once: a delayed retry), the shipping step.
+    for _ in range(30):
+        rows = list(OrmQ.objects.order_by("id"))
+        if not rows:
+            break
+        for row in rows:
+            task = SignedPackage.loads(row.payload)
+            seen.append(task)
+            run_ids = {str(run.pk) for run in runs}
+            assert task["args"][0] in run_ids
+            assert isinstance(task["args"][1], str) and isinstance(task["args"][2], int)
+            assert len(task["args"]) == 3 and task["kwargs"] == {}
+            contexts = [WorkflowRun.objects.get(pk=pk).context for pk in run_ids]
+            values = [*secrets.values(), *backoffice.values(), *contexts]
+            for value in _leaves(values):
+                if isinstance(value, str) and len(value) > 3:
+                    assert value not in repr(task), value
+                    assert value not in row.payload
+                elif isinstance(value, int) and value > 10_000:
+                    assert str(value) not in repr(task), value
+        drain(include_delayed=True, max_tasks=1)
+    steps = {task["args"][1] for task in seen}
+    assert {"reserve_stock", "fraud_screening", "charge_card", "ship"} <= steps
+    assert {task["args"][2] for task in seen} >= {1, 2}  # a retry was queued too
+    assert all(run.status == "completed" for run in WorkflowRun.objects.all())
+
+
+def _leaves(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
