@@ -142,6 +142,11 @@ class Clusters:
         while self.running:
             self.running.pop().kill()
 
+    def failed_deliveries(self) -> int:
+        """Count step tasks that raised (deferred, or an infrastructure fault), from the logs."""
+        marker = "Failed 'squidmesh.runtime.executor.execute_step'"
+        return sum(Path(name).read_text(errors="replace").count(marker) for name in self.logs)
+
     def tail(self, lines: int = 40) -> str:
         """Return the last lines of every cluster log (for a failure report)."""
         out = []
@@ -302,7 +307,7 @@ class Load:
 
 
 def census() -> dict[str, int]:
-    """Count active runs by situation: queued, waiting (wait step), retrying, mid-step."""
+    """Count active runs by situation: queued, waiting (in a `wait`), retrying, mid-step."""
     from django.utils import timezone
 
     from squidmesh.lifecycle import RunStatus
@@ -311,28 +316,22 @@ def census() -> dict[str, int]:
 
     def read() -> dict[str, int]:
         now = timezone.now()
-        mid_step = set(StepAttempt.objects.running().values_list("run_id", flat=True).distinct())
-        active = {
-            str(pk): status
-            for pk, status in WorkflowRun.objects.active().values_list("pk", "status")
-        }
-        queued = waiting = 0
+        running = StepAttempt.objects.running().values_list("run_id", flat=True)
+        mid_step = {str(run_id) for run_id in running}
+        active = dict(WorkflowRun.objects.active().values_list("pk", "status"))
+        active = {str(pk): status for pk, status in active.items()}
+        counts = {"queued": 0, "waiting": 0, "retrying": 0, "mid-step": len(mid_step)}
         for task in queued_step_tasks():
-            if task.run_id not in active or task.run_id in {str(r) for r in mid_step}:
+            status = active.get(task.run_id)
+            if status is None or task.run_id in mid_step:
                 continue
-            if active[task.run_id] == RunStatus.RETRYING:
-                continue
-            if task.not_before > now and task.step in WAIT_STEPS:
-                waiting += 1
+            if status == RunStatus.RETRYING:
+                counts["retrying"] += 1
+            elif task.not_before > now and task.step in WAIT_STEPS:
+                counts["waiting"] += 1
             elif task.not_before <= now:
-                queued += 1
-        retrying = sum(1 for status in active.values() if status == RunStatus.RETRYING)
-        return {
-            "queued": queued,
-            "waiting": waiting,
-            "retrying": retrying,
-            "mid-step": len(mid_step),
-        }
+                counts["queued"] += 1
+        return counts
 
     return reconnecting(read)
 
@@ -459,7 +458,11 @@ class Harness:
             ("  deferred (held elsewhere)", notes["deferred"]),
             ("  absorbed (no extra body run)", absorbed),
             ("late finishes discarded", notes["discarded"]),
-            ("deliveries failed by faults", notes["fault"]),
+            (
+                "deliveries that raised (cluster logs)",
+                clusters.failed_deliveries() if clusters else 0,
+            ),
+            ("  infrastructure faults noted", notes["fault"]),
             ("interrupted attempts closed", attempts.get(AttemptStatus.INTERRUPTED, 0)),
             ("leftover queued deliveries", leftover),
             ("lost", lost),
