@@ -50,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     )
     soak = command("soak", "mixed load on two clusters with random SIGKILLs of one")
     soak.add_argument("--duration", type=float, default=600.0, help="seconds of load")
-    soak.add_argument("--rate", type=float, default=2.0, help="runs started per second")
+    soak.add_argument("--rate", type=float, default=1.5, help="runs started per second")
     soak.add_argument("--runs", type=int, default=100_000, help="cap on runs started")
     soak.add_argument(
         "--kill-every",

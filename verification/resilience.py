@@ -23,10 +23,10 @@ SITUATIONS = ("queued", "waiting", "retrying", "mid-step")
 
 
 def fault_plan(rounds: int, postgres: bool) -> list[str]:
-    """Alternate cluster kills and Postgres restarts, starting with a kill."""
-    if not postgres:
-        return ["kill"] * rounds
-    return ["kill" if index % 2 == 0 else "postgres" for index in range(rounds)]
+    """Kill every cluster each round, except every third round (from the second) restarts Postgres."""
+    return [
+        "postgres" if postgres and index % 3 == 2 else "kill" for index in range(1, rounds + 1)
+    ]
 
 
 def run(options) -> int:
