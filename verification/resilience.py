@@ -15,18 +15,24 @@ from verification.harness import (
     converge,
     drain_queue,
     print_table,
+    reconnecting,
 )
 
 __all__ = ["run"]
+
+
+def active_runs() -> int:
+    from squidmesh.models import WorkflowRun
+
+    return reconnecting(WorkflowRun.objects.active().count)
+
 
 SITUATIONS = ("queued", "waiting", "retrying", "mid-step")
 
 
 def fault_plan(rounds: int, postgres: bool) -> list[str]:
     """Kill every cluster each round, except every third round (from the second) restarts Postgres."""
-    return [
-        "postgres" if postgres and index % 3 == 2 else "kill" for index in range(1, rounds + 1)
-    ]
+    return ["postgres" if postgres and index % 3 == 2 else "kill" for index in range(1, rounds + 1)]
 
 
 def run(options) -> int:
@@ -39,6 +45,10 @@ def run(options) -> int:
     try:
         clusters.start()
         for index, fault in enumerate(plan, start=1):
+            # Let the previous round's backlog drain first, so that each fault
+            # hits a fresh mix rather than an ever longer queue.
+            with contextlib.suppress(TimeoutError):
+                wait_for(lambda: active_runs() < options.runs // 2, timeout=60, interval=0.5)
             load.start_many(options.runs)
             # Let the batch spread out: some runs mid-step, some in their
             # wait, some between retries, before the fault hits them.
