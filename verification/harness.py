@@ -44,7 +44,7 @@ def setup_django() -> None:
 
 
 def prepare_database() -> str:
-    """Create the harness database if needed, migrate it and empty it; return its name."""
+    """Create the harness database afresh and migrate it; return its name."""
     from django.core.management import call_command
     from django.db import connection
 
@@ -58,6 +58,11 @@ def prepare_database() -> str:
     from psycopg import sql
 
     name = settings_dict["NAME"]
+    if "verify" not in name:
+        raise SystemExit(
+            f"The harness drops and recreates its database; {name!r} does not look dedicated "
+            "to it. Point DATABASE_URL at a database whose name contains 'verify'."
+        )
     with psycopg.connect(
         host=settings_dict["HOST"] or None,
         port=settings_dict["PORT"] or None,
@@ -66,12 +71,12 @@ def prepare_database() -> str:
         dbname="postgres",
         autocommit=True,
     ) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        # Each scenario checks its own runs only, on the current schema: start
+        # from a new database (FORCE ends clusters a crashed harness left).
+        database = sql.Identifier(name)
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(database))
     call_command("migrate", verbosity=0)
-    # Each scenario checks its own runs only: start from empty tables.
-    call_command("flush", interactive=False, verbosity=0)
     return name
 
 

@@ -46,7 +46,8 @@ class Snapshot:
     queued: dict[str, list[QueuedTask]]
     #: Step bodies observed running: objects with run_id, step, attempt.
     ledger: list[Any] = field(default_factory=list)
-    #: Dispatches recorded in the dispatching transaction: run_id, step, attempt, at.
+    #: Dispatches recorded in the dispatching transaction: run_id, step, attempt,
+    #: at, and optionally run_status (the run's status in that transaction).
     dispatches: list[Any] = field(default_factory=list)
     #: Run id -> the terminal statuses it may end in.
     expected: Mapping[str, Collection[str]] = field(default_factory=dict)
@@ -262,7 +263,9 @@ def check_ledger_reconciled(snap: Snapshot) -> list[Violation]:
 
 
 def check_no_dispatch_after_terminal(snap: Snapshot) -> list[Violation]:
-    """Nothing is dispatched, claimed or started for a run after it became terminal."""
+    """Nothing is dispatched, claimed or started for a run once it is cancelling or terminal."""
+    from squidmesh.lifecycle import TERMINAL_STATUSES, RunStatus
+
     found = []
     for run_id, run in snap.runs.items():
         end = run.finished_at
@@ -290,7 +293,16 @@ def check_no_dispatch_after_terminal(snap: Snapshot) -> list[Violation]:
                 )
     for row in snap.dispatches:
         run = snap.runs[str(row.run_id)]
-        if run.finished_at is not None and row.at > run.finished_at:
+        status = getattr(row, "run_status", None)
+        if status in TERMINAL_STATUSES or status == RunStatus.CANCELLING:
+            found.append(
+                Violation(
+                    "work after terminal",
+                    str(row.run_id),
+                    f"{row.step!r} attempt {row.attempt} dispatched while the run was {status}",
+                )
+            )
+        elif run.finished_at is not None and row.at > run.finished_at:
             found.append(
                 Violation(
                     "work after terminal",

@@ -99,10 +99,14 @@ def test_work_after_the_run_ended__is_reported(completed_run):
     late_dispatch = SimpleNamespace(
         run_id=completed_run.pk, step="c", attempt=2, at=ended + timedelta(seconds=2)
     )
-    found = violations(dispatches=[late_dispatch])["nothing after terminal"]
+    while_cancelling = SimpleNamespace(
+        run_id=completed_run.pk, step="d", attempt=1, at=ended, run_status="cancelling"
+    )
+    found = violations(dispatches=[late_dispatch, while_cancelling])["nothing after terminal"]
     assert [detail for _, detail in found] == [
         "attempt 1 of 'c' started 1.000s after the run ended",
         "'c' attempt 2 dispatched 2.000s after the run became completed",
+        "'d' attempt 1 dispatched while the run was cancelling",
     ]
 
 

@@ -48,6 +48,7 @@ class DispatchRecord(models.Model):
     attempt = models.PositiveIntegerField()
     due = models.DateTimeField(null=True, blank=True)
     at = models.DateTimeField(default=timezone.now)
+    run_status = models.CharField(max_length=20, help_text="The run's status when it dispatched.")
 
     def __str__(self) -> str:
         return f"{self.run_id} {self.step}#{self.attempt} at {self.at}"
