@@ -23,7 +23,9 @@ from verification import invariants
 
 # Workflows of the test app; the payload picks how their steps behave.
 WORKLOADS = st.one_of(
-    st.tuples(st.just("tests.three_steps"), st.fixed_dictionaries({"label": st.text(max_size=3)})),
+    st.tuples(
+        st.just("tests.three_steps"), st.fixed_dictionaries({"label": st.text("abé", max_size=3)})
+    ),
     st.tuples(
         st.just("tests.flaky"),
         st.fixed_dictionaries(
