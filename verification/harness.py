@@ -18,9 +18,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = "verification.settings"
 
 __all__ = [
+    "KINDS",
     "Clusters",
     "Harness",
     "Load",
+    "census",
+    "converge",
+    "drain_queue",
+    "prepare_database",
+    "print_table",
+    "reconnecting",
     "restart_postgres",
     "setup_django",
 ]
@@ -151,6 +158,16 @@ class Clusters:
         """Count step tasks that raised (deferred, or an infrastructure fault), from the logs."""
         marker = "Failed 'squidmesh.runtime.executor.execute_step'"
         return sum(Path(name).read_text(errors="replace").count(marker) for name in self.logs)
+
+    def report_logs(self, *, failed: bool, verbose: bool) -> None:
+        """Keep the cluster logs of a failed scenario (and say where); drop them otherwise."""
+        if not failed:
+            for name in self.logs:
+                Path(name).unlink(missing_ok=True)
+            return
+        if verbose:
+            print(self.tail())
+        print("cluster logs:", *self.logs, sep="\n  ")
 
     def tail(self, lines: int = 40) -> str:
         """Return the last lines of every cluster log (for a failure report)."""

@@ -86,6 +86,5 @@ def run(options) -> int:
     if missed:
         print(f"resilience: no fault hit a run that was {', '.join(missed)}; scenario too small")
         status = 1
-    if status and options.verbose:
-        print(clusters.tail())
+    clusters.report_logs(failed=bool(status), verbose=options.verbose)
     return status

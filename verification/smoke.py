@@ -182,8 +182,7 @@ def run(options) -> int:
     if problems:
         print(f"smoke: {problems} case(s) did not match their expected history")
         status = 1
-    if status and options.verbose:
-        print(clusters.tail())
+    clusters.report_logs(failed=bool(status), verbose=options.verbose)
     return status
 
 

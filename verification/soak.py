@@ -68,6 +68,5 @@ def run(options) -> int:
         converged_at=converged_at,
         leftover=leftover,
     )
-    if status and options.verbose:
-        print(clusters.tail())
+    clusters.report_logs(failed=bool(status), verbose=options.verbose)
     return status
