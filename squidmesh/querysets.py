@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from squidmesh.exceptions import InvalidTransition
@@ -54,6 +56,27 @@ class WorkflowRunQuerySet(models.QuerySet):
     def locked(self, run_id: Any) -> WorkflowRun | None:
         """Return the run with `run_id` under a row lock (inside a transaction), or None."""
         return self.select_for_update().filter(pk=run_id).first()
+
+    def locked_for_step(self, run_id: Any, step: str) -> WorkflowRun | None:
+        """Return the run under a row lock, annotated for claiming `step`, or None.
+
+        `steps_reached` counts its step runs; `step_run_id` is the id of its
+        step run for `step` (None if the run never reached it). One query.
+        """
+        from squidmesh.models import StepRun
+
+        step_runs = StepRun.objects.filter(run=OuterRef("pk")).order_by()
+        return (
+            self.select_for_update(of=("self",))
+            .annotate(
+                steps_reached=Coalesce(
+                    Subquery(step_runs.values("run").annotate(n=Count("pk")).values("n")), 0
+                ),
+                step_run_id=Subquery(step_runs.filter(step=step).values("pk")[:1]),
+            )
+            .filter(pk=run_id)
+            .first()
+        )
 
     def transition(self, run: WorkflowRun, target: str, **changes: Any) -> None:
         """Move `run` to status `target`, compare-and-set on the status it was read with.

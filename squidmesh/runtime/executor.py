@@ -51,6 +51,7 @@ __all__ = [
     "dispatch_step",
     "execute_step",
     "finish_cancellation",
+    "open_attempt",
     "record_failure",
     "run_metadata",
     "transition_run",
@@ -117,7 +118,9 @@ class StepExecutor:
     @transaction.atomic
     def _claim(self) -> Claim | Skip | None:
         try:
-            run = WorkflowRun.objects.locked(self.run_id)
+            # One read under the lock: the run, how many steps it reached and
+            # its step run for this step, if any (the common case: none).
+            run = WorkflowRun.objects.locked_for_step(self.run_id, self.step_name)
         except ValidationError:
             run = None
         if run is None:
@@ -140,7 +143,7 @@ class StepExecutor:
             transition_run(run, RunStatus.FAILED, last_error=error, scheduled_for=None)
             return Skip(error["message"])
 
-        step_run = StepRun.objects.filter(run=run, step=self.step_name).first()
+        step_run = StepRun.objects.get(pk=run.step_run_id) if run.step_run_id else None
         latest = step_run.attempts.order_by("-number").first() if step_run else None
         if step_run is not None and step_run.status in (StepStatus.COMPLETED, StepStatus.FAILED):
             return Skip(f"step already {step_run.status}")
@@ -169,28 +172,8 @@ class StepExecutor:
             return Skip(f"stale delivery: attempt {self.attempt_number}, expected {expected}")
 
         now = timezone.now()
-        if step_run is None:
-            step_run = StepRun.objects.create(
-                run=run,
-                step=self.step_name,
-                position=StepRun.objects.filter(run=run).count() + 1,
-                status=StepStatus.RUNNING,
-                attempt_count=self.attempt_number,
-                created_at=now,
-            )
-        else:
-            step_run.status, step_run.attempt_count = StepStatus.RUNNING, self.attempt_number
-            StepRun.objects.filter(pk=step_run.pk).update(
-                status=step_run.status, attempt_count=step_run.attempt_count
-            )
-        attempt = StepAttempt.objects.create(
-            step_run=step_run,
-            run=run,
-            number=self.attempt_number,
-            status=AttemptStatus.RUNNING,
-            due_at=run.scheduled_for,
-            started_at=now,
-            worker=WORKER,
+        step_run, attempt = open_attempt(
+            run, self.step_name, self.attempt_number, step_run, run.steps_reached + 1, now
         )
         if run.status != RunStatus.RUNNING:
             transition_run(
@@ -342,6 +325,41 @@ def _check_output(output: Any) -> tuple[dict | None, dict | None, bool]:
         message = f"step output is {len(encoded)} bytes, over SQUIDMESH['MAX_STEP_OUTPUT_BYTES']"
         return None, {"type": "InvalidStepOutput", "message": message}, False
     return json.loads(encoded), None, False
+
+
+def open_attempt(
+    run: WorkflowRun,
+    step: str,
+    number: int,
+    step_run: StepRun | None,
+    position: int,
+    now,
+) -> tuple[StepRun, StepAttempt]:
+    """Record attempt `number` of `step` as running (inside the run's lock)."""
+    if step_run is None:
+        step_run = StepRun.objects.create(
+            run=run,
+            step=step,
+            position=position,
+            status=StepStatus.RUNNING,
+            attempt_count=number,
+            created_at=now,
+        )
+    else:
+        step_run.status, step_run.attempt_count = StepStatus.RUNNING, number
+        StepRun.objects.filter(pk=step_run.pk).update(
+            status=step_run.status, attempt_count=step_run.attempt_count
+        )
+    attempt = StepAttempt.objects.create(
+        step_run=step_run,
+        run=run,
+        number=number,
+        status=AttemptStatus.RUNNING,
+        due_at=run.scheduled_for,
+        started_at=now,
+        worker=WORKER,
+    )
+    return step_run, attempt
 
 
 def record_failure(
