@@ -106,6 +106,36 @@ class WorkflowRunQuerySet(models.QuerySet):
         for field, value in changes.items():
             setattr(run, field, value)
 
+    def update_if_unchanged(self, run: WorkflowRun, **changes: Any) -> bool:
+        """Write `changes` if nobody wrote the run since `run` was read; return whether it did.
+
+        The optimistic counterpart of `locked()`: compare-and-set on the
+        status, current step and `updated_at` that `run` holds (every write
+        through these verbs moves `updated_at`). A status in `changes` must
+        be an allowed transition. `run` is updated in place on success.
+        """
+        target = changes.get("status", run.status)
+        if target != run.status and not can_transition(run.status, target):
+            raise InvalidTransition(
+                f"Run {run.pk} cannot go from {run.status} to {target}.",
+                run_id=run.pk,
+                status=run.status,
+            )
+        now = timezone.now()
+        changes.setdefault("updated_at", now)
+        if target in TERMINAL_STATUSES:
+            changes.setdefault("finished_at", now)
+        updated = self.filter(
+            pk=run.pk,
+            status=run.status,
+            current_step=run.current_step,
+            updated_at=run.updated_at,
+        ).update(**changes)
+        if updated:
+            for field, value in changes.items():
+                setattr(run, field, value)
+        return bool(updated)
+
     def save_progress(self, run: WorkflowRun, **changes: Any) -> bool:
         """Write non-status changes if the run still has the status and step it was read with."""
         changes.setdefault("updated_at", timezone.now())
