@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db import models
-from django.db.models import Count, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db import connections, models
 from django.utils import timezone
 
 from squidmesh.exceptions import InvalidTransition
@@ -61,22 +60,34 @@ class WorkflowRunQuerySet(models.QuerySet):
         """Return the run under a row lock, annotated for claiming `step`, or None.
 
         `steps_reached` counts its step runs; `step_run_id` is the id of its
-        step run for `step` (None if the run never reached it). One query.
+        step run for `step` (None if the run never reached it). One query,
+        written as SQL: it runs for every delivery, and the ORM's compilation
+        of the two correlated subqueries cost several times the query itself.
         """
         from squidmesh.models import StepRun
 
-        step_runs = StepRun.objects.filter(run=OuterRef("pk")).order_by()
-        return (
-            self.select_for_update(of=("self",))
-            .annotate(
-                steps_reached=Coalesce(
-                    Subquery(step_runs.values("run").annotate(n=Count("pk")).values("n")), 0
-                ),
-                step_run_id=Subquery(step_runs.filter(step=step).values("pk")[:1]),
-            )
-            .filter(pk=run_id)
-            .first()
+        try:
+            key = run_id if isinstance(run_id, uuid.UUID) else uuid.UUID(str(run_id))
+        except (TypeError, ValueError, AttributeError):
+            return None
+        connection = connections[self.db]
+        quote = connection.ops.quote_name
+        runs, step_runs = quote(self.model._meta.db_table), quote(StepRun._meta.db_table)
+        lock = " FOR UPDATE OF r" if connection.features.has_select_for_update_of else ""
+        sql = (
+            f"SELECT r.*, (SELECT COUNT(*) FROM {step_runs} s WHERE s.run_id = r.id) "
+            "AS steps_reached, "
+            f"(SELECT s.id FROM {step_runs} s WHERE s.run_id = r.id AND s.step = %s) "
+            f"AS step_run_id FROM {runs} r WHERE r.id = %s{lock}"
         )
+        pk = self.model._meta.pk.get_db_prep_value(key, connection)
+        found = list(self.model.objects.db_manager(self.db).raw(sql, [step, pk]))
+        if not found:
+            return None
+        run = found[0]
+        if run.step_run_id is not None and not isinstance(run.step_run_id, uuid.UUID):
+            run.step_run_id = uuid.UUID(str(run.step_run_id))
+        return run
 
     def transition(self, run: WorkflowRun, target: str, **changes: Any) -> None:
         """Move `run` to status `target`, compare-and-set on the status it was read with.
