@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     # django-q2 task when they are due at once (no wait): each step still
     # commits before the next starts, with its own timeout, and saves a
     # queue round trip. 0 = one queue task per step (docs/performance.md).
-    "INLINE_STEPS": 0,
+    "INLINE_STEPS": 10,
     # Default and maximum `limit` of `list_runs`.
     "LIST_LIMIT": 50,
     "MAX_LIST_LIMIT": 1000,
