@@ -38,7 +38,7 @@ SELECT gen_random_uuid(),
        TIMESTAMPTZ '{EPOCH}' + g * INTERVAL '10 seconds' + INTERVAL '2 seconds',
        TIMESTAMPTZ '{EPOCH}' + g * INTERVAL '10 seconds',
        CASE WHEN g %% 1000 <> 1 THEN TIMESTAMPTZ '{EPOCH}' + g * INTERVAL '10 seconds' + INTERVAL '2 seconds' END
-FROM generate_series(%(low)s, %(high)s) AS g
+FROM generate_series(%(low)s::integer, %(high)s::integer) AS g
 """
 
 STEP_RUNS_SQL = f"""
@@ -229,9 +229,13 @@ def probe(repeats: int) -> dict:
     client = Client()
     client.force_login(user)
     probes = {
-        "list_runs()": lambda: squidmesh.list_runs(),
-        "list_runs(status='failed')": lambda: squidmesh.list_runs(status="failed"),
-        "list_runs(workflow=…)": lambda: squidmesh.list_runs(workflow="bench.wait2"),
+        # Page sizes that both tables fill, so both sides decode as many rows
+        # (the 10-run table has 9 completed runs and 4 of bench.noop3).
+        "list_runs(limit=10)": lambda: squidmesh.list_runs(limit=10),
+        "list_runs(status=, limit=5)": lambda: squidmesh.list_runs(status="completed", limit=5),
+        "list_runs(workflow=, limit=2)": lambda: squidmesh.list_runs(
+            workflow="bench.noop3", limit=2
+        ),
         "inspect_run(history)": inspect,
         "admin run list": http_get(client, "admin:squidmesh_workflowrun_changelist"),
         "REST run list": http_get(client, "squidmesh_api:run-list"),
