@@ -29,7 +29,7 @@ def drop_index(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("squidmesh", "0001_initial"),
+        ("squidmesh", "0003_cron_tick_failure"),
         ("django_q", "0007_ormq"),
     ]
 
