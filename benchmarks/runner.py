@@ -147,8 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(bench.table.header), flush=True)
     try:
         for name in options.sections:
-            print(f"\n== {name}", flush=True)
-            import_module(SECTIONS[name]).measure(bench)
+            run_section(bench, name)
     finally:
         report = bench.table.render()
         print("\n" + report)
@@ -156,6 +155,53 @@ def main(argv: list[str] | None = None) -> None:
             options.markdown.write_text(report + "\n")
         if options.json:
             options.json.write_text(bench.table.as_json() + "\n")
+
+
+def server_started() -> str:
+    """Return when the Postgres server started, waiting for it if it is down."""
+    from django.db import connection
+    from django.db.utils import Error
+
+    from benchmarks.harness import wait_until
+
+    found: list[str] = []
+
+    def ask() -> bool:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_postmaster_start_time()::text")
+                found.append(cursor.fetchone()[0])
+            return True
+        except Error:
+            connection.close()
+            return False
+
+    wait_until(ask, timeout=300, interval=2)
+    return found[-1]
+
+
+def run_section(bench: Bench, name: str, attempts: int = 3) -> None:
+    """Measure one section; redo it if the database server restarted meanwhile.
+
+    The machine is shared: another session restarting Postgres would
+    otherwise crash the run or leave a repetition timed across a restart.
+    """
+    from django.db.utils import Error
+
+    for attempt in range(1, attempts + 1):
+        print(f"\n== {name}" + (f" (attempt {attempt})" if attempt > 1 else ""), flush=True)
+        started, rows = server_started(), len(bench.table.rows)
+        try:
+            import_module(SECTIONS[name]).measure(bench)
+        except Error as error:
+            print(f"   database error ({error}); redoing the section", flush=True)
+        else:
+            if server_started() == started:
+                return
+            print("   the database server restarted during the section; redoing it", flush=True)
+        del bench.table.rows[rows:]
+        bench.table.header.append(f"({name}: redone after a database restart)")
+    raise RuntimeError(f"section {name}: the database kept restarting")
 
 
 def header(bench: Bench, settings, connection) -> list[str]:
