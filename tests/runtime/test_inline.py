@@ -160,3 +160,19 @@ def test_inline__without_the_held_row_the_next_step_is_dispatched_normally(worke
     assert [s[1] for s in steps_of(run)] == ["a"]
     assert OrmQ.objects.get().task["args"] == (str(run.pk), "b", 1)
     assert WorkflowRun.objects.get(pk=run.pk).current_step == "b"
+
+
+def test_delivery__only_queued_execute_step_tasks_are_remembered():
+    args = ("r", "s", 1)
+    delivery._remember_delivery("django_q", execute_step, {"ack_id": 7, "args": args})
+    assert delivery.current_delivery("r", "s", "1") == delivery.Delivery(row_id=7, args=args)
+    assert delivery.current_delivery("r", "s", 2) is None  # another task's arguments
+    delivery._remember_delivery("django_q", print, {"ack_id": 8, "args": args})
+    assert delivery.current_delivery(*args) is None
+    delivery._remember_delivery("django_q", execute_step, {"args": args, "sync": True})
+    assert delivery.current_delivery(*args) is None
+
+
+def test_rearm_timeout__outside_a_django_q2_worker_does_nothing():
+    assert not delivery.worker_timer_available()
+    assert delivery.rearm_timeout(5) is False
