@@ -218,7 +218,9 @@ def header(bench: Bench, settings, connection) -> list[str]:
     except OSError:
         commit = "?"
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    cluster = {k: v for k, v in settings.Q_CLUSTER.items() if k not in ("name", "log_level")}
+    from squidmesh.conf import settings as squidmesh_settings
+
+    cluster = {k: v for k, v in settings.Q_CLUSTER.items() if k != "name"}
     return [
         f"squidmesh benchmark, {datetime.datetime.now():%Y-%m-%d %H:%M}, commit {commit}",
         f"Python {platform.python_version()}, Django {django.get_version()}, "
@@ -226,7 +228,8 @@ def header(bench: Bench, settings, connection) -> list[str]:
         f"{os.cpu_count()} CPUs, load average at start {load}",
         f"Q_CLUSTER {json.dumps(cluster)}",
         f"CONN_MAX_AGE {settings.DATABASES['default']['CONN_MAX_AGE']}, "
-        f"SQUIDMESH {json.dumps(settings.SQUIDMESH)}",
+        f"SQUIDMESH {json.dumps(settings.SQUIDMESH)} (INLINE_STEPS in effect: "
+        f"{squidmesh_settings.INLINE_STEPS})",
         f"medians over {bench.reps} repetitions; ratio = squidmesh / raw "
         "(history: large table / 10 runs)",
     ]
