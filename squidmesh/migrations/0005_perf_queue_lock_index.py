@@ -29,7 +29,7 @@ def drop_index(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("squidmesh", "0003_cron_tick_failure"),
+        ("squidmesh", "0004_merge_operator_permissions_cron"),
         ("django_q", "0007_ormq"),
     ]
 
