@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db import models
+from django.db import connections, models
 from django.utils import timezone
 
 from squidmesh.exceptions import InvalidTransition
@@ -55,6 +56,39 @@ class WorkflowRunQuerySet(models.QuerySet):
         """Return the run with `run_id` under a row lock (inside a transaction), or None."""
         return self.select_for_update().filter(pk=run_id).first()
 
+    def locked_for_step(self, run_id: Any, step: str) -> WorkflowRun | None:
+        """Return the run under a row lock, annotated for claiming `step`, or None.
+
+        `steps_reached` counts its step runs; `step_run_id` is the id of its
+        step run for `step` (None if the run never reached it). One query,
+        written as SQL: it runs for every delivery, and the ORM's compilation
+        of the two correlated subqueries cost several times the query itself.
+        """
+        from squidmesh.models import StepRun
+
+        try:
+            key = run_id if isinstance(run_id, uuid.UUID) else uuid.UUID(str(run_id))
+        except (TypeError, ValueError, AttributeError):
+            return None
+        connection = connections[self.db]
+        quote = connection.ops.quote_name
+        runs, step_runs = quote(self.model._meta.db_table), quote(StepRun._meta.db_table)
+        lock = " FOR UPDATE OF r" if connection.features.has_select_for_update_of else ""
+        sql = (
+            f"SELECT r.*, (SELECT COUNT(*) FROM {step_runs} s WHERE s.run_id = r.id) "
+            "AS steps_reached, "
+            f"(SELECT s.id FROM {step_runs} s WHERE s.run_id = r.id AND s.step = %s) "
+            f"AS step_run_id FROM {runs} r WHERE r.id = %s{lock}"
+        )
+        pk = self.model._meta.pk.get_db_prep_value(key, connection)
+        found = list(self.model.objects.db_manager(self.db).raw(sql, [step, pk]))
+        if not found:
+            return None
+        run = found[0]
+        if run.step_run_id is not None and not isinstance(run.step_run_id, uuid.UUID):
+            run.step_run_id = uuid.UUID(str(run.step_run_id))
+        return run
+
     def transition(self, run: WorkflowRun, target: str, **changes: Any) -> None:
         """Move `run` to status `target`, compare-and-set on the status it was read with.
 
@@ -82,6 +116,36 @@ class WorkflowRunQuerySet(models.QuerySet):
         run.status = target
         for field, value in changes.items():
             setattr(run, field, value)
+
+    def update_if_unchanged(self, run: WorkflowRun, **changes: Any) -> bool:
+        """Write `changes` if nobody wrote the run since `run` was read; return whether it did.
+
+        The optimistic counterpart of `locked()`: compare-and-set on the
+        status, current step and `updated_at` that `run` holds (every write
+        through these verbs moves `updated_at`). A status in `changes` must
+        be an allowed transition. `run` is updated in place on success.
+        """
+        target = changes.get("status", run.status)
+        if target != run.status and not can_transition(run.status, target):
+            raise InvalidTransition(
+                f"Run {run.pk} cannot go from {run.status} to {target}.",
+                run_id=run.pk,
+                status=run.status,
+            )
+        now = timezone.now()
+        changes.setdefault("updated_at", now)
+        if target in TERMINAL_STATUSES:
+            changes.setdefault("finished_at", now)
+        updated = self.filter(
+            pk=run.pk,
+            status=run.status,
+            current_step=run.current_step,
+            updated_at=run.updated_at,
+        ).update(**changes)
+        if updated:
+            for field, value in changes.items():
+                setattr(run, field, value)
+        return bool(updated)
 
     def save_progress(self, run: WorkflowRun, **changes: Any) -> bool:
         """Write non-status changes if the run still has the status and step it was read with."""

@@ -2,9 +2,12 @@
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django_q.models import OrmQ
 
 import squidmesh
+from squidmesh.models import WorkflowRun
 from squidmesh.runtime.executor import execute_step
 from squidmesh.testing import drain
 
@@ -33,29 +36,68 @@ def test_start_run__fixed_budget(history):
 
 def step_queries(workflow: str, payload: dict, step: str, attempt: int) -> tuple[int, list[str]]:
     run = squidmesh.start_run(workflow, payload)
+    earlier_steps = {"b": ["a"], "c": ["a", "b"]}.get(step, [])
+    for earlier in earlier_steps:
+        execute_step(str(run.pk), earlier, 1)
     for earlier in range(1, attempt):
         execute_step(str(run.pk), step, earlier)
     return count_queries(lambda: execute_step(str(run.pk), step, attempt))
 
 
-def test_execute_step__fixed_budget_that_does_not_grow_with_history():
-    # claim: lock run, find step run, count positions, insert step run,
-    # insert attempt, update run; body: one ledger insert; finish: lock run,
-    # close attempt, update step run, update run, enqueue next; savepoints.
-    first, sql = step_queries("tests.three_steps", {}, "a", 1)
-    assert first <= 16, sql
-    retry, sql = step_queries("tests.flaky", {"fail_times": 1}, "flaky", 2)
-    assert retry <= 16, sql
+# Claim: one locking read (the run with its step runs counted), insert the
+# step run and the attempt, and move a pending run to running. Finish: a
+# compare-and-set of the run that also advances it, close the attempt,
+# complete the step run, enqueue the next step. Two transactions (savepoints
+# inside the test's transaction), plus the body's own ledger insert.
+@pytest.mark.parametrize(
+    ("workflow", "payload", "step", "attempt", "budget"),
+    [
+        ("tests.three_steps", {}, "a", 1, 2 + 4 + 1 + 2 + 4),  # first step: run starts
+        ("tests.three_steps", {}, "b", 1, 2 + 3 + 1 + 2 + 4),  # a middle step
+        ("tests.three_steps", {}, "c", 1, 2 + 3 + 1 + 2 + 3),  # last: run completes
+        # A retry reads the step run and its latest attempt, updates the
+        # step run instead of inserting it, and moves the run to running.
+        ("tests.flaky", {"fail_times": 1}, "flaky", 2, 2 + 6 + 1 + 2 + 3),
+    ],
+)
+def test_execute_step__exact_budget_that_does_not_grow_with_history(
+    workflow, payload, step, attempt, budget
+):
+    count, sql = step_queries(workflow, payload, step, attempt)
+    assert count == budget, sql
     make_history(40)
-    assert step_queries("tests.three_steps", {}, "a", 1)[0] == first
-    assert step_queries("tests.flaky", {"fail_times": 1}, "flaky", 2)[0] == retry
+    assert step_queries(workflow, payload, step, attempt)[0] == budget
+
+
+@override_settings(SQUIDMESH={"INLINE_STEPS": 10})
+def test_execute_step_inline__one_transaction_per_further_step(monkeypatch):
+    from squidmesh.runtime import delivery, executor
+
+    monkeypatch.setattr(executor, "worker_timer_available", lambda: True)
+    monkeypatch.setattr(executor, "rearm_timeout", lambda seconds: True)
+    run = squidmesh.start_run("tests.three_steps", {})
+    row = OrmQ.objects.get()
+    delivery._remember_delivery("django_q", execute_step, {**row.task, "ack_id": row.pk})
+    try:
+        count, sql = count_queries(lambda: execute_step(str(run.pk), "a", 1))
+    finally:
+        delivery._current = None
+    # a: claim (2 + 4) and body; finish a + claim b in one transaction: the
+    # run, the attempt, the step run, the held queue row rewritten, the new
+    # step run and attempt (2 + 6), body; the same for c; finish c (2 + 3).
+    assert count == (2 + 4 + 1) + (2 + 6 + 1) * 2 + (2 + 3), sql
+    assert WorkflowRun.objects.get(pk=run.pk).status == "completed"
 
 
 @pytest.mark.parametrize("runs", [5, 60])
-def test_list_runs__one_query_whatever_the_size(runs):
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"status": "pending"}, {"workflow": "tests.three_steps"}, {"status": "failed"}],
+)
+def test_list_runs__one_query_whatever_the_size(runs, filters):
     for _ in range(runs):
         squidmesh.start_run("tests.three_steps", {})
-    count, _ = count_queries(lambda: squidmesh.list_runs(limit=50))
+    count, _ = count_queries(lambda: squidmesh.list_runs(limit=50, **filters))
     assert count == 1
 
 

@@ -57,7 +57,13 @@ STATIC_URL = "/static/"
 if os.environ.get("DATABASE_URL"):
     import dj_database_url
 
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+    # Persistent connections for workers, with a health check per task
+    # (docs/performance.md).
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ["DATABASE_URL"], conn_max_age=600, conn_health_checks=True
+        )
+    }
 else:
     DATABASES = {
         "default": {
@@ -78,8 +84,9 @@ else:
 Q_CLUSTER = {
     "name": "squidmesh-example",
     "orm": "default",  # same database as the runs: dispatch commits with state
-    "workers": 2,
+    "workers": 2,  # SQLite has one writer; 4 on Postgres (docs/performance.md)
     "poll": 0.05,  # idle pick-up latency; lower costs idle CPU
+    "bulk": 1,  # every pulled task is leased at once: keep 1 unless steps are short
     "timeout": 30,  # default step timeout (a step's own timeout wins)
     "retry": 60,  # lease: must exceed the longest step + queue wait
     "save_limit": -1,  # squidmesh keeps its own history; skip django-q2's success rows
@@ -88,6 +95,7 @@ Q_CLUSTER = {
     "catch_up": False,
 }
 
+# INLINE_STEPS (default 10): steps due at once continue in the same task.
 SQUIDMESH = {}
 
 LOGGING = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import router, transaction
@@ -56,6 +56,14 @@ class Dispatcher:
         """
         raise NotImplementedError
 
+    def hand_over(self, work: Dispatch, row_id: int) -> str | None:
+        """Make the queue work this worker holds (`row_id`) carry `work` instead.
+
+        Return the task id, or None if this dispatcher cannot (the engine
+        then dispatches `work` normally and does not continue inline).
+        """
+        return None
+
 
 class DjangoQDispatcher(Dispatcher):
     """Dispatch step tasks through django-q2 (`Q_CLUSTER` configures the broker)."""
@@ -82,17 +90,43 @@ class DjangoQDispatcher(Dispatcher):
         transaction.on_commit(lambda: self._enqueue(work), robust=False)
         return None
 
+    def hand_over(self, work: Dispatch, row_id: int) -> str | None:
+        """Rewrite queue row `row_id`, held by this worker, to carry `work`, leased anew.
+
+        Used to continue a run inline: the worker runs `work` itself, and
+        if it dies the row is redelivered once its lease (`Q_CLUSTER['retry']`)
+        ends, like any task pulled by a worker that died. Return the task
+        id, or None when the row cannot carry it (not the transactional ORM
+        broker, or the row is gone): then dispatch normally.
+        """
+        from django_q.conf import Conf
+        from django_q.tasks import async_task
+
+        if not self.transactional:
+            return None
+        options = self._options(work)
+        cluster = settings.CLUSTER or Conf.CLUSTER_NAME
+        lease_until = timezone.now() + timedelta(seconds=Conf.RETRY)
+        broker = _leased_orm_broker_class()(cluster, row_id, lease_until)
+        options["broker"] = broker
+        task_id = async_task(EXECUTE_STEP, work.run_id, work.step, work.attempt, q_options=options)
+        return task_id if broker.rewritten else None
+
+    def _options(self, work: Dispatch) -> dict[str, Any]:
+        options: dict[str, Any] = {"task_name": work.task_name}
+        if settings.CLUSTER:
+            options["cluster"] = settings.CLUSTER
+        if work.timeout:
+            # The worker's SIGALRM takes whole seconds.
+            options["timeout"] = math.ceil(work.timeout)
+        return options
+
     def _enqueue(self, work: Dispatch) -> str:
         from django_q.conf import Conf
         from django_q.tasks import async_task
 
-        options: dict[str, Any] = {"task_name": work.task_name}
+        options = self._options(work)
         cluster = settings.CLUSTER
-        if cluster:
-            options["cluster"] = cluster
-        if work.timeout:
-            # The worker's SIGALRM takes whole seconds.
-            options["timeout"] = math.ceil(work.timeout)
         delayed = work.due is not None and work.due > timezone.now()
         if delayed and not Conf.SYNC:
             if not _uses_orm_broker():
@@ -153,6 +187,35 @@ def _delayed_orm_broker_class() -> type:
             return package.pk
 
     return DelayedOrmBroker
+
+
+@functools.cache
+def _leased_orm_broker_class() -> type:
+    from django_q.brokers.orm import ORM
+    from django_q.models import OrmQ
+
+    class LeasedOrmBroker(ORM):
+        """An ORM broker whose enqueue rewrites a row this worker holds instead of adding one."""
+
+        def __init__(self, list_key: str, row_id: int, lease_until: datetime):
+            super().__init__(list_key=list_key)
+            self.row_id = row_id
+            self.lease_until = lease_until
+            self.rewritten = False
+
+        def enqueue(self, task: str) -> int:
+            from django_q.conf import Conf
+
+            # `lock` in the future keeps every cluster off the row until the
+            # lease ends, exactly as after a pull by django-q2's pusher.
+            self.rewritten = bool(
+                OrmQ.objects.using(Conf.ORM)
+                .filter(pk=self.row_id, key=self.list_key)
+                .update(payload=task, lock=self.lease_until)
+            )
+            return self.row_id
+
+    return LeasedOrmBroker
 
 
 _dispatcher: Dispatcher | None = None

@@ -41,8 +41,14 @@ from squidmesh.lifecycle import (
 )
 from squidmesh.models import StepAttempt, StepRun, WorkflowRun
 from squidmesh.registry import registry
-from squidmesh.runtime import retry
+from squidmesh.runtime import delivery, retry
 from squidmesh.runtime.context import StepContext
+from squidmesh.runtime.delivery import (
+    Delivery,
+    current_delivery,
+    rearm_timeout,
+    worker_timer_available,
+)
 from squidmesh.runtime.dispatcher import Dispatch, get_dispatcher
 from squidmesh.workflow.fields import storage_problem
 from squidmesh.workflow.steps import COMPLETE, Step
@@ -52,6 +58,7 @@ __all__ = [
     "dispatch_step",
     "execute_step",
     "finish_cancellation",
+    "open_attempt",
     "record_failure",
     "record_interruption",
     "run_metadata",
@@ -62,6 +69,8 @@ logger = logging.getLogger("squidmesh.runtime")
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
+delivery.connect()
+
 
 def execute_step(run_id: str, step: str, attempt: int) -> str:
     """django-q2 task: run attempt `attempt` of `step` in run `run_id`.
@@ -70,7 +79,8 @@ def execute_step(run_id: str, step: str, attempt: int) -> str:
     task result). Raise only for infrastructure faults, so that django-q2
     does not acknowledge the task and redelivers it after its lease.
     """
-    return StepExecutor(run_id, step, int(attempt)).execute()
+    held = current_delivery(run_id, step, attempt)
+    return StepExecutor(run_id, step, int(attempt), delivery=held).execute()
 
 
 @dataclass
@@ -82,6 +92,10 @@ class Claim:
     attempt: StepAttempt
 
 
+class RunChanged(Exception):
+    """The run was written by someone else since this executor read it (rolls back)."""
+
+
 @dataclass
 class Skip:
     """A delivery that does not run the step body (the claim transaction still commits)."""
@@ -90,12 +104,18 @@ class Skip:
 
 
 class StepExecutor:
-    def __init__(self, run_id: str, step: str, attempt: int):
+    def __init__(self, run_id: str, step: str, attempt: int, delivery: Delivery | None = None):
         self.run_id = str(run_id)
         self.step_name = step
         self.attempt_number = attempt
         self.workflow_name = ""
         self.trigger = ""
+        #: The queue row this worker holds for the delivery (None outside a
+        #: django-q2 worker): needed to continue the run inline.
+        self.delivery = delivery
+        self.inline_steps = 0
+        #: Set by `_finish` when it claimed the next step for this worker.
+        self.continuation: Claim | None = None
 
     def execute(self) -> str:
         try:
@@ -110,16 +130,26 @@ class StepExecutor:
             return f"skipped: {claim.reason}"
         if claim is None:
             return "closed an interrupted attempt"
-        started = time.monotonic()
-        output, error, retryable = self._run_body(claim)
-        return self._finish(claim, output, error, retryable, time.monotonic() - started)
+        while True:
+            started = time.monotonic()
+            output, error, retryable = self._run_body(claim)
+            self.continuation = None
+            result = self._finish(claim, output, error, retryable, time.monotonic() - started)
+            if self.continuation is None:
+                return result if not self.inline_steps else f"{result} ({self.inline_steps} inline)"
+            # The finish committed this step and claimed the next one for
+            # this worker; the next body gets the next step's own timeout.
+            claim, self.inline_steps = self.continuation, self.inline_steps + 1
+            rearm_timeout(claim.step.timeout or _default_timeout())
 
     # -- phase 1 -----------------------------------------------------------
 
     @transaction.atomic
     def _claim(self) -> Claim | Skip | None:
         try:
-            run = WorkflowRun.objects.locked(self.run_id)
+            # One read under the lock: the run, how many steps it reached and
+            # its step run for this step, if any (the common case: none).
+            run = WorkflowRun.objects.locked_for_step(self.run_id, self.step_name)
         except ValidationError:
             run = None
         if run is None:
@@ -143,7 +173,7 @@ class StepExecutor:
             transition_run(run, RunStatus.FAILED, last_error=error, scheduled_for=None)
             return Skip(error["message"])
 
-        step_run = StepRun.objects.filter(run=run, step=self.step_name).first()
+        step_run = StepRun.objects.get(pk=run.step_run_id) if run.step_run_id else None
         latest = step_run.attempts.order_by("-number").first() if step_run else None
         if step_run is not None and step_run.status in (StepStatus.COMPLETED, StepStatus.FAILED):
             return Skip(f"step already {step_run.status}")
@@ -164,28 +194,8 @@ class StepExecutor:
             return Skip(f"stale delivery: attempt {self.attempt_number}, expected {expected}")
 
         now = timezone.now()
-        if step_run is None:
-            step_run = StepRun.objects.create(
-                run=run,
-                step=self.step_name,
-                position=StepRun.objects.filter(run=run).count() + 1,
-                status=StepStatus.RUNNING,
-                attempt_count=self.attempt_number,
-                created_at=now,
-            )
-        else:
-            step_run.status, step_run.attempt_count = StepStatus.RUNNING, self.attempt_number
-            StepRun.objects.filter(pk=step_run.pk).update(
-                status=step_run.status, attempt_count=step_run.attempt_count
-            )
-        attempt = StepAttempt.objects.create(
-            step_run=step_run,
-            run=run,
-            number=self.attempt_number,
-            status=AttemptStatus.RUNNING,
-            due_at=run.scheduled_for,
-            started_at=now,
-            worker=WORKER,
+        step_run, attempt = open_attempt(
+            run, self.step_name, self.attempt_number, step_run, run.steps_reached + 1, now
         )
         if run.status != RunStatus.RUNNING:
             transition_run(
@@ -222,7 +232,7 @@ class StepExecutor:
 
         # django-q2 ends a task at its timeout, so an attempt older than the
         # timeout (plus grace for the finishing transaction) has no live worker.
-        limit = (step and step.timeout) or Conf.TIMEOUT or Conf.RETRY
+        limit = (step and step.timeout) or _default_timeout() or Conf.RETRY
         deadline = attempt.started_at + timedelta(seconds=limit + settings.INTERRUPTED_GRACE)
         return timezone.now() > deadline
 
@@ -273,6 +283,10 @@ class StepExecutor:
         retryable: bool,
         duration: float,
     ) -> str:
+        if error is None:
+            finished = self._finish_unchanged_run(claim, output, duration)
+            if finished is not None:
+                return finished
         with transaction.atomic():
             run = WorkflowRun.objects.locked(self.run_id)
             attempt = claim.attempt
@@ -314,6 +328,105 @@ class StepExecutor:
                 return f"failed; run already {run.status}"
             return record_failure(run, workflow, step, step_run, error, retryable=retryable)
 
+    def _finish_unchanged_run(self, claim: Claim, output: dict, duration: float) -> str | None:
+        """Record a succeeded step and advance the run, if nobody wrote the run since the claim.
+
+        The common case, in one transaction without a separate locking read:
+        the first statement is a compare-and-set of the run on the status,
+        step and `updated_at` the claim saw (an optimistic lock; it takes the
+        run's row lock first, in the same order as every other writer).
+        Return None, with nothing written, when the run changed meanwhile (a
+        cancel, an interrupted attempt): `_finish` then takes the locked path.
+        """
+        run, workflow, step, attempt = claim.run, claim.workflow, claim.step, claim.attempt
+        if run.status != RunStatus.RUNNING:
+            return None
+        context = {**run.context, **output}
+        target = workflow.next_step(step.name, "ok")
+        next_step = None if target in (None, COMPLETE) else workflow.steps[target]
+        delay = next_step.delay_before({**run.payload, **context}) if next_step else 0
+        due = timezone.now() + timedelta(seconds=delay) if delay else None
+        changes: dict[str, Any] = {"current_step": target if next_step else None}
+        if next_step is None:
+            changes["status"] = RunStatus.COMPLETED
+        completed = self._metadata(run)
+        note = getattr(self, "ctx", None) and self.ctx.note
+        try:
+            with transaction.atomic():
+                if not WorkflowRun.objects.update_if_unchanged(
+                    run, context=context, scheduled_for=due, **changes
+                ):
+                    return None
+                if not StepAttempt.objects.close(attempt, AttemptStatus.SUCCEEDED):
+                    raise RunChanged  # roll the run back; the locked path discards
+                StepRun.objects.filter(pk=claim.step_run.pk).update(
+                    status=StepStatus.COMPLETED,
+                    output=output,
+                    note=note,
+                    finished_at=attempt.finished_at,
+                )
+                signals.send_after_commit(
+                    signals.step_completed, self.workflow_name, **completed, duration=duration
+                )
+                if next_step is None:
+                    signals.send_after_commit(
+                        signals.run_transition,
+                        run.workflow,
+                        **run_metadata(run),
+                        from_status=RunStatus.RUNNING,
+                        to_status=RunStatus.COMPLETED,
+                    )
+                    return "completed"
+                if due is None:
+                    self.continuation = self._claim_inline(claim, run, next_step)
+                if self.continuation is None:
+                    dispatch_step(run, next_step, 1, due)
+                return "completed"
+        except RunChanged:
+            return None
+
+    def _claim_inline(self, claim: Claim, run: WorkflowRun, step: Step) -> Claim | None:
+        """Claim `step`, the run's new current step, for this worker if it may run inline.
+
+        Called inside the finish transaction: the step that finished and the
+        claim of the next one commit together, before the next body starts.
+        Instead of a new queue row, the row this worker holds is rewritten to
+        carry the next step with a fresh lease, so a worker that dies during
+        it is redelivered like any other. Return None to dispatch normally.
+        """
+        if (
+            self.delivery is None
+            or self.inline_steps >= settings.INLINE_STEPS
+            or not worker_timer_available()
+        ):
+            return None
+        work = Dispatch(
+            run_id=str(run.pk),
+            workflow=run.workflow,
+            step=step.name,
+            attempt=1,
+            timeout=step.timeout,
+        )
+        task_id = get_dispatcher().hand_over(work, self.delivery.row_id)
+        if task_id is None:
+            return None
+        signals.send_after_commit(
+            signals.run_dispatched,
+            run.workflow,
+            **run_metadata(run),
+            step=step.name,
+            attempt=1,
+            job_id=task_id,
+            queue=settings.CLUSTER,
+            schedule_in=0.0,
+        )
+        self.step_name, self.attempt_number = step.name, 1
+        step_run, attempt = open_attempt(
+            run, step.name, 1, None, claim.step_run.position + 1, timezone.now()
+        )
+        self._send(signals.step_started, run)
+        return Claim(run, claim.workflow, step, step_run, attempt)
+
     # -- signals -------------------------------------------------------------
 
     def _metadata(self, run: WorkflowRun | None = None) -> dict[str, Any]:
@@ -352,6 +465,12 @@ def _interrupted(attempt: StepAttempt) -> dict[str, Any]:
     }
 
 
+def _default_timeout() -> float | None:
+    from django_q.conf import Conf
+
+    return Conf.TIMEOUT
+
+
 def _check_output(output: Any) -> tuple[dict | None, dict | None, bool]:
     """Return (output, error, retryable): a step must return a JSON-ready mapping or None."""
     if output is None:
@@ -373,6 +492,41 @@ def _check_output(output: Any) -> tuple[dict | None, dict | None, bool]:
     if problem:
         return None, {"type": "InvalidStepOutput", "message": f"step output {problem}"}, False
     return decoded, None, False
+
+
+def open_attempt(
+    run: WorkflowRun,
+    step: str,
+    number: int,
+    step_run: StepRun | None,
+    position: int,
+    now,
+) -> tuple[StepRun, StepAttempt]:
+    """Record attempt `number` of `step` as running (inside the run's lock)."""
+    if step_run is None:
+        step_run = StepRun.objects.create(
+            run=run,
+            step=step,
+            position=position,
+            status=StepStatus.RUNNING,
+            attempt_count=number,
+            created_at=now,
+        )
+    else:
+        step_run.status, step_run.attempt_count = StepStatus.RUNNING, number
+        StepRun.objects.filter(pk=step_run.pk).update(
+            status=step_run.status, attempt_count=step_run.attempt_count
+        )
+    attempt = StepAttempt.objects.create(
+        step_run=step_run,
+        run=run,
+        number=number,
+        status=AttemptStatus.RUNNING,
+        due_at=run.scheduled_for,
+        started_at=now,
+        worker=WORKER,
+    )
+    return step_run, attempt
 
 
 def record_failure(

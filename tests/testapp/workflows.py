@@ -149,3 +149,36 @@ class HTTPCall(squidmesh.Workflow):
     ]
 
     call = Step(call_http, retry=Retry(max_attempts=3, backoff_min=0.2), timeout=8)
+
+
+def quick(data, ctx):
+    record(ctx)
+    return {"quick": True}
+
+
+def sleep_on_first_attempt(data, ctx):
+    record(ctx)
+    time.sleep(data["sleep"] if ctx.attempt == 1 else 0)
+    return {"slept_on": ctx.attempt}
+
+
+@squidmesh.register
+class InlineShortTimeout(squidmesh.Workflow):
+    """A quick step, then one whose own timeout (2 s) is shorter than the task's default."""
+
+    name = "tests.inline_short_timeout"
+    triggers = [squidmesh.manual(payload={"sleep": fields.Float(default=4.0)})]
+
+    first = Step(quick, on_ok="slow")
+    slow = Step(sleep_on_first_attempt, timeout=2, retry=Retry(max_attempts=2, backoff_min=0.2))
+
+
+@squidmesh.register
+class InlineLongTimeout(squidmesh.Workflow):
+    """A quick step with a 1 s timeout, then one allowed 6 s (longer than the first's)."""
+
+    name = "tests.inline_long_timeout"
+    triggers = [squidmesh.manual(payload={"sleep": fields.Float(default=5.0)})]
+
+    first = Step(quick, on_ok="slow", timeout=1)
+    slow = Step(sleep_on_first_attempt, timeout=6, retry=Retry(max_attempts=2, backoff_min=0.2))
