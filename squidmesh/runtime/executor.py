@@ -62,6 +62,7 @@ __all__ = [
     "record_failure",
     "record_interruption",
     "run_metadata",
+    "schedule_retry",
     "transition_run",
 ]
 
@@ -546,19 +547,7 @@ def record_failure(
     interrupted = _interruptions(step_run) if attempt > 1 else 0
     decision = retry.decide(step.retry, attempt - interrupted, retryable=retryable)
     if decision.retry:
-        due = timezone.now() + timedelta(seconds=decision.delay)
-        StepRun.objects.filter(pk=step_run.pk).update(status=StepStatus.RETRYING, last_error=error)
-        transition_run(run, RunStatus.RETRYING, last_error=error, scheduled_for=due)
-        dispatch_step(run, step, attempt + 1, due)
-        signals.send_after_commit(
-            signals.step_retry_scheduled,
-            run.workflow,
-            **run_metadata(run),
-            step=step.name,
-            attempt=attempt,
-            error=error,
-            delay=decision.delay,
-        )
+        schedule_retry(run, step, step_run, error, decision.delay)
         return f"failed; retry {attempt + 1} in {decision.delay:.3f}s"
     StepRun.objects.filter(pk=step_run.pk).update(
         status=StepStatus.FAILED, last_error=error, finished_at=timezone.now()
@@ -593,10 +582,19 @@ def record_interruption(
             "retryable": False,
         }
         return record_failure(run, workflow, step, step_run, error, retryable=False)
+    schedule_retry(run, step, step_run, error, 0.0)
+    return f"interrupted; retry {(step_run.attempt_count or 1) + 1} now"
+
+
+def schedule_retry(
+    run: WorkflowRun, step: Step, step_run: StepRun, error: dict | None, delay: float
+) -> None:
+    """Queue the step's next attempt `delay` seconds from now (inside the run's lock)."""
     attempt = step_run.attempt_count or 1
+    due = timezone.now() + timedelta(seconds=delay) if delay else None
     StepRun.objects.filter(pk=step_run.pk).update(status=StepStatus.RETRYING, last_error=error)
-    transition_run(run, RunStatus.RETRYING, last_error=error, scheduled_for=None)
-    dispatch_step(run, step, attempt + 1, None)
+    transition_run(run, RunStatus.RETRYING, last_error=error, scheduled_for=due)
+    dispatch_step(run, step, attempt + 1, due)
     signals.send_after_commit(
         signals.step_retry_scheduled,
         run.workflow,
@@ -604,9 +602,8 @@ def record_interruption(
         step=step.name,
         attempt=attempt,
         error=error,
-        delay=0.0,
+        delay=delay,
     )
-    return f"interrupted; retry {attempt + 1} now"
 
 
 def _interruptions(step_run: StepRun) -> int:
