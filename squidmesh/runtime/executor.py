@@ -122,10 +122,15 @@ class StepExecutor:
         try:
             claim = self._claim()
         except IntegrityError:
-            # Unique (run, step) / (step run, number) caught a racing claim
-            # the row lock did not serialize (e.g. SQLite in deferred mode).
-            self._skipped("duplicate delivery: attempt already claimed")
-            return "skipped: duplicate delivery"
+            # Unique (run, step) / (step run, number) caught a racing claim:
+            # on PostgreSQL the claim's subqueries read the snapshot taken
+            # before the row lock was granted, so they can miss the winner's
+            # step run. The winner may still die mid-step, so do not
+            # acknowledge: the redelivery is skipped or recovers the attempt.
+            raise DeliveryDeferred(
+                f"Attempt {self.attempt_number} of {self.step_name!r} in run {self.run_id} "
+                "was claimed concurrently by another worker."
+            ) from None
         if isinstance(claim, Skip):
             self._skipped(claim.reason)
             return f"skipped: {claim.reason}"
