@@ -86,7 +86,9 @@ def test_two_workers_handed_one_delivery__one_runs_the_body_the_other_defers(mon
             for thread, _ in workers:
                 thread.join(30)
         outcomes = [outcome["value"] for _, outcome in workers]
-        assert sorted(map(type, outcomes), key=str) == sorted([str, DeliveryDeferred], key=str), outcomes
+        assert sorted(map(type, outcomes), key=str) == sorted([str, DeliveryDeferred], key=str), (
+            outcomes
+        )
         assert "completed" in outcomes
         assert bodies(run, "a") == 1
     assert_invariants_hold()
