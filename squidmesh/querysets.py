@@ -96,16 +96,7 @@ class WorkflowRunQuerySet(models.QuerySet):
         or another writer changed the status first; `run` is updated in
         place on success.
         """
-        if not can_transition(run.status, target):
-            raise InvalidTransition(
-                f"Run {run.pk} cannot go from {run.status} to {target}.",
-                run_id=run.pk,
-                status=run.status,
-            )
-        now = timezone.now()
-        changes.setdefault("updated_at", now)
-        if target in TERMINAL_STATUSES:
-            changes.setdefault("finished_at", now)
+        _stamp_status_change(run, target, changes)
         updated = self.filter(pk=run.pk, status=run.status).update(status=target, **changes)
         if updated != 1:
             raise InvalidTransition(
@@ -125,17 +116,7 @@ class WorkflowRunQuerySet(models.QuerySet):
         through these verbs moves `updated_at`). A status in `changes` must
         be an allowed transition. `run` is updated in place on success.
         """
-        target = changes.get("status", run.status)
-        if target != run.status and not can_transition(run.status, target):
-            raise InvalidTransition(
-                f"Run {run.pk} cannot go from {run.status} to {target}.",
-                run_id=run.pk,
-                status=run.status,
-            )
-        now = timezone.now()
-        changes.setdefault("updated_at", now)
-        if target in TERMINAL_STATUSES:
-            changes.setdefault("finished_at", now)
+        _stamp_status_change(run, changes.get("status", run.status), changes, same_status_ok=True)
         updated = self.filter(
             pk=run.pk,
             status=run.status,
@@ -157,6 +138,23 @@ class WorkflowRunQuerySet(models.QuerySet):
             for field, value in changes.items():
                 setattr(run, field, value)
         return bool(updated)
+
+
+def _stamp_status_change(
+    run: WorkflowRun, target: str, changes: dict[str, Any], *, same_status_ok: bool = False
+) -> None:
+    """Refuse a move the lifecycle forbids; add `updated_at` (and `finished_at`) to `changes`."""
+    unchanged = same_status_ok and target == run.status
+    if not unchanged and not can_transition(run.status, target):
+        raise InvalidTransition(
+            f"Run {run.pk} cannot go from {run.status} to {target}.",
+            run_id=run.pk,
+            status=run.status,
+        )
+    now = timezone.now()
+    changes.setdefault("updated_at", now)
+    if target in TERMINAL_STATUSES:
+        changes.setdefault("finished_at", now)
 
 
 class StepRunQuerySet(models.QuerySet):
