@@ -70,7 +70,9 @@ def test_wait_step__does_not_hold_a_worker(cluster):
 
 def test_cancel__run_in_a_wait_is_cancelled_and_never_resumes(cluster):
     run = squidmesh.start_run("tests.waiting", {})
-    wait_for(lambda: Execution.objects.filter(run_id=run.pk, step="before").exists(), 30)
+    # The body's side effect is written before its attempt is recorded, so
+    # wait for the recorded success: only then does the run sit in the wait.
+    wait_for(lambda: [a.status for a in attempts(run, "before")] == ["succeeded"], 30)
     assert squidmesh.cancel_run(run.pk).status == "cancelled"
     time.sleep(3)  # past the wait's due time
     run = squidmesh.inspect_run(run.pk, include_history=True)
