@@ -38,6 +38,7 @@ from squidmesh.workflow import (
 
 if TYPE_CHECKING:
     from squidmesh.api import cancel_run, inspect_run, list_runs, replay_run, start_run
+    from squidmesh.recovery import recover_runs
 
 __version__ = "0.1.0"
 
@@ -65,6 +66,7 @@ __all__ = [
     "list_runs",
     "log",
     "manual",
+    "recover_runs",
     "register",
     "registry",
     "replay_run",
@@ -73,10 +75,11 @@ __all__ = [
 ]
 
 _API = {"cancel_run", "inspect_run", "list_runs", "replay_run", "start_run"}
+_RECOVERY = {"recover_runs"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _API:
+    if name in _API or name in _RECOVERY:
         from django.apps import apps
 
         if not apps.ready:
@@ -85,5 +88,6 @@ def __getattr__(name: str) -> Any:
                 "Call it after django.setup() (e.g. from a view, a command or a task), "
                 "not at import time of a models.py or workflows.py."
             )
-        return getattr(import_module("squidmesh.api"), name)
+        module = "squidmesh.api" if name in _API else "squidmesh.recovery"
+        return getattr(import_module(module), name)
     raise AttributeError(f"module 'squidmesh' has no attribute {name!r}")

@@ -77,6 +77,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="squidmesh.E014",
             )
         )
+    messages.extend(_recovery_setting_errors(settings))
     if "django_q" not in {app.split(".")[0] for app in django_settings.INSTALLED_APPS}:
         messages.append(
             checks.Error(
@@ -121,7 +122,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 "backoff, wait steps) falls back to ONCE schedules checked every ~30 s, and "
                 "dispatch is not in the same transaction as the state change.",
                 hint="Use Q_CLUSTER['orm'] = 'default' for precise delays and transactional "
-                "dispatch (docs/reference/settings.md).",
+                "dispatch; otherwise keep SQUIDMESH['RECOVERY_INTERVAL'] set so the recovery "
+                "sweep re-queues lost deliveries (docs/reliability.md).",
                 id="squidmesh.W002",
             )
         )
@@ -134,6 +136,32 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         )
     return messages
+
+
+def _recovery_setting_errors(settings: Any) -> list[checks.CheckMessage]:
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    after, interval, batch = (
+        settings.RECOVER_AFTER,
+        settings.RECOVERY_INTERVAL,
+        settings.RECOVERY_BATCH,
+    )
+    problems = []
+    if not (whole(after) or isinstance(after, float)) or after <= 0:
+        problems.append(("RECOVER_AFTER", "a positive number of seconds", after))
+    if interval is not None and (not whole(interval) or interval < 0):
+        problems.append(("RECOVERY_INTERVAL", "a whole number of minutes or None", interval))
+    if not whole(batch) or batch < 1:
+        problems.append(("RECOVERY_BATCH", "a positive integer", batch))
+    return [
+        checks.Error(
+            f"SQUIDMESH[{name!r}] must be {expected}, got {value!r}.",
+            hint="See docs/reliability.md (recovery sweep).",
+            id="squidmesh.E014",
+        )
+        for name, expected, value in problems
+    ]
 
 
 @checks.register("squidmesh")

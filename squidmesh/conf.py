@@ -38,6 +38,14 @@ DEFAULTS: dict[str, Any] = {
     # REST API permissions (squidmesh.contrib.rest_framework).
     "API_READ_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "API_WRITE_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # Recovery sweep (squidmesh/recovery.py): an active run with no progress
+    # for RECOVER_AFTER seconds whose delivery is overdue gets that delivery
+    # queued again. It runs every RECOVERY_INTERVAL minutes on django-q2's
+    # scheduler (None = no schedule; run `manage.py squidmesh recover`),
+    # looking at up to RECOVERY_BATCH runs per sweep.
+    "RECOVER_AFTER": 300,
+    "RECOVERY_INTERVAL": 1,
+    "RECOVERY_BATCH": 500,
     # Cron activation: None = every registered workflow with cron triggers;
     # a list of workflow names limits activation to those.
     "CRON_WORKFLOWS": None,

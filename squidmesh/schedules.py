@@ -283,7 +283,7 @@ def sync_schedules(
 
 
 def sync_after_migrate(sender: Any, using: str = "default", verbosity: int = 1, **kwargs: Any):
-    """Sync the schedules after `migrate` (connected to `post_migrate` in `apps.py`)."""
+    """Sync the cron and recovery schedules after `migrate` (`post_migrate`, see `apps.py`)."""
     from django.db import connections
     from django_q.models import Schedule
 
@@ -291,10 +291,16 @@ def sync_after_migrate(sender: Any, using: str = "default", verbosity: int = 1, 
         return
     if Schedule._meta.db_table not in connections[using].introspection.table_names():
         return  # django_q is not migrated (yet) on this database
+    from squidmesh.recovery import sync_recovery_schedule
+
     result = sync_schedules(using=using)
+    recovery = sync_recovery_schedule(using=using)
     stdout = kwargs.get("stdout")
-    if verbosity >= 1 and result.changed and stdout is not None:
-        stdout.write(f"  Synced squidmesh cron schedules: {result.summary()}\n")
+    if verbosity >= 1 and stdout is not None:
+        if result.changed:
+            stdout.write(f"  Synced squidmesh cron schedules: {result.summary()}\n")
+        if recovery != "unchanged":
+            stdout.write(f"  Squidmesh recovery sweep schedule: {recovery}\n")
 
 
 def align_next_run(sender: Any, instance: Schedule, raw: bool = False, **kwargs: Any) -> None:

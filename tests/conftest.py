@@ -59,5 +59,23 @@ def new_cluster(transactional_db):
 
 
 @pytest.fixture
+def redis_broker(monkeypatch):
+    """Switch django-q2 to the real Redis at 127.0.0.1:6379 (db 5) for one test.
+
+    A cluster started with `new_cluster(SQUIDMESH_TEST_BROKER="redis")`
+    pulls from the same queue.
+    """
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "REDIS", {"host": "127.0.0.1", "port": 6379, "db": 5})
+    broker = get_broker()
+    broker.purge_queue()
+    yield broker
+    broker.purge_queue()
+
+
+@pytest.fixture
 def db_vendor():
     return connection.vendor

@@ -79,7 +79,15 @@ Q_CLUSTER = {
     "label": "Django Q2",
 }
 
-SQUIDMESH = {"INTERRUPTED_GRACE": 2}
+# Tests of the Redis broker start their cluster with SQUIDMESH_TEST_BROKER=redis
+# (the `redis_broker` fixture points the test process at the same queue).
+if os.environ.get("SQUIDMESH_TEST_BROKER") == "redis":
+    del Q_CLUSTER["orm"]
+    Q_CLUSTER["redis"] = {"host": "127.0.0.1", "port": 6379, "db": 5}
+
+# No recovery sweep schedule in the test database: clusters started by tests
+# would run it in the middle of other tests (tests/test_recovery.py turns it on).
+SQUIDMESH = {"INTERRUPTED_GRACE": 2, "RECOVERY_INTERVAL": None}
 
 LOGGING = {
     "version": 1,

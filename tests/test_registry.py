@@ -139,3 +139,27 @@ def test_check__settings_that_break_delivery_guarantees():
     assert ids.count("squidmesh.E013") == 2  # ack_failures, timeout >= retry
     assert "squidmesh.W001" in found
     assert "NOT_A_SETTING" in found["squidmesh.E014"].msg
+
+
+@pytest.mark.parametrize(
+    ("recovery", "named"),
+    [
+        ({"RECOVER_AFTER": 0}, "RECOVER_AFTER"),
+        ({"RECOVER_AFTER": "5m"}, "RECOVER_AFTER"),
+        ({"RECOVERY_INTERVAL": 1.5}, "RECOVERY_INTERVAL"),
+        ({"RECOVERY_INTERVAL": True}, "RECOVERY_INTERVAL"),
+        ({"RECOVERY_BATCH": 0}, "RECOVERY_BATCH"),
+    ],
+)
+def test_check__recovery_settings_of_the_wrong_type_or_sign(recovery, named):
+    with override_settings(SQUIDMESH=recovery):
+        errors = [m for m in checks.run_checks(tags=["squidmesh"]) if m.id == "squidmesh.E014"]
+    assert [m.msg.split("]")[0] for m in errors] == [f"SQUIDMESH[{named!r}"]
+
+
+def test_check__valid_recovery_settings_pass():
+    with override_settings(
+        SQUIDMESH={"RECOVER_AFTER": 30.5, "RECOVERY_INTERVAL": None, "RECOVERY_BATCH": 10}
+    ):
+        ids = [m.id for m in checks.run_checks(tags=["squidmesh"])]
+    assert "squidmesh.E014" not in ids

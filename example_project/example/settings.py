@@ -96,7 +96,15 @@ Q_CLUSTER = {
 }
 
 # INLINE_STEPS (default 10): steps due at once continue in the same task.
-SQUIDMESH = {}
+SQUIDMESH = {
+    # The recovery sweep (docs/reliability.md#recovery-sweep): every minute,
+    # django-q2's scheduler re-sends the delivery of any active run that made
+    # no progress for 5 minutes and whose delivery is overdue. A safety net on
+    # the ORM broker; required on Redis, which drops a dead worker's task.
+    # `python manage.py squidmesh recover --dry-run` shows what it would do.
+    "RECOVER_AFTER": 300,
+    "RECOVERY_INTERVAL": 1,
+}
 
 LOGGING = {
     "version": 1,

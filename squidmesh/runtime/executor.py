@@ -59,6 +59,7 @@ __all__ = [
     "execute_step",
     "finish_cancellation",
     "open_attempt",
+    "presumed_dead",
     "record_failure",
     "record_interruption",
     "run_metadata",
@@ -184,7 +185,7 @@ class StepExecutor:
         if step_run is not None and step_run.status in (StepStatus.COMPLETED, StepStatus.FAILED):
             return Skip(f"step already {step_run.status}")
         if latest is not None and latest.status == AttemptStatus.RUNNING:
-            if not self._presumed_dead(latest, step):
+            if not presumed_dead(latest, step):
                 # Another worker holds this attempt. Do not acknowledge: if
                 # that worker dies, this task comes back after the lease.
                 raise DeliveryDeferred(
@@ -223,7 +224,7 @@ class StepExecutor:
             step = registry.get(run.workflow).steps.get(running.step_run.step)
         except UnknownWorkflow:
             step = None
-        if not self._presumed_dead(running, step):
+        if not presumed_dead(running, step):
             raise DeliveryDeferred(
                 f"Attempt {running.number} of {running.step_run.step!r} in run {run.pk} is "
                 "still running in another worker."
@@ -232,15 +233,6 @@ class StepExecutor:
         StepRun.objects.filter(pk=running.step_run_id).update(
             status=StepStatus.CANCELLED, last_error=running.error, finished_at=running.finished_at
         )
-
-    def _presumed_dead(self, attempt: StepAttempt, step: Step | None) -> bool:
-        from django_q.conf import Conf
-
-        # django-q2 ends a task at its timeout, so an attempt older than the
-        # timeout (plus grace for the finishing transaction) has no live worker.
-        limit = (step and step.timeout) or _default_timeout() or Conf.RETRY
-        deadline = attempt.started_at + timedelta(seconds=limit + settings.INTERRUPTED_GRACE)
-        return timezone.now() > deadline
 
     # -- phase 2 -----------------------------------------------------------
 
@@ -463,6 +455,17 @@ class StepExecutor:
         )
 
 
+def presumed_dead(attempt: StepAttempt, step: Step | None) -> bool:
+    """Return whether the worker that ran a `running` attempt must be dead by now."""
+    from django_q.conf import Conf
+
+    # django-q2 ends a task at its timeout, so an attempt older than the
+    # timeout (plus grace for the finishing transaction) has no live worker.
+    limit = (step and step.timeout) or _default_timeout() or Conf.RETRY
+    deadline = attempt.started_at + timedelta(seconds=limit + settings.INTERRUPTED_GRACE)
+    return timezone.now() > deadline
+
+
 def _interrupted(attempt: StepAttempt) -> dict[str, Any]:
     return {
         "type": "Interrupted",
@@ -627,16 +630,18 @@ def advance_to(run: WorkflowRun, workflow: Any, target: str | None, **changes: A
     dispatch_step(run, step, 1, due)
 
 
-def dispatch_step(run: WorkflowRun, step: Step, attempt: int, due) -> None:
+def dispatch_step(run: WorkflowRun, step: Step | str, attempt: int, due) -> None:
+    """Queue attempt `attempt` of `step` (a step, or the name of one no longer defined)."""
+    name, timeout = (step, None) if isinstance(step, str) else (step.name, step.timeout)
     dispatcher = get_dispatcher()
     task_id = dispatcher.dispatch(
         Dispatch(
             run_id=str(run.pk),
             workflow=run.workflow,
-            step=step.name,
+            step=name,
             attempt=attempt,
             due=due,
-            timeout=step.timeout,
+            timeout=timeout,
         )
     )
     schedule_in = max((due - timezone.now()).total_seconds(), 0.0) if due else 0.0
@@ -644,7 +649,7 @@ def dispatch_step(run: WorkflowRun, step: Step, attempt: int, due) -> None:
         signals.run_dispatched,
         run.workflow,
         **run_metadata(run),
-        step=step.name,
+        step=name,
         attempt=attempt,
         job_id=task_id,
         queue=settings.CLUSTER,

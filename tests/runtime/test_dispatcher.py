@@ -3,7 +3,6 @@ from datetime import timedelta
 import pytest
 from django.db import transaction
 from django.utils import timezone
-from django_q.conf import Conf
 from django_q.models import OrmQ, Schedule
 
 import squidmesh
@@ -37,19 +36,6 @@ def test_delayed_dispatch__queue_row_is_invisible_until_due():
     assert row.task["timeout"] == 3
     # django-q2's ORM dequeue only takes rows with lock < now.
     assert not OrmQ.objects.filter(key=row.key, lock__lt=timezone.now()).exists()
-
-
-@pytest.fixture
-def redis_broker(monkeypatch):
-    """Switch django-q2 to the real Redis at 127.0.0.1:6379 for one test."""
-    from django_q.brokers import get_broker
-
-    monkeypatch.setattr(Conf, "ORM", None)
-    monkeypatch.setattr(Conf, "REDIS", {"host": "127.0.0.1", "port": 6379, "db": 5})
-    broker = get_broker()
-    broker.purge_queue()
-    yield broker
-    broker.purge_queue()
 
 
 def test_other_broker__enqueues_only_after_commit(redis_broker):

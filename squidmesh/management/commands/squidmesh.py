@@ -21,6 +21,7 @@ from squidmesh.exceptions import InvalidPayload, SquidmeshError, UnknownWorkflow
 from squidmesh.lifecycle import RunStatus
 from squidmesh.management.tables import render_table
 from squidmesh.models import WorkflowRun
+from squidmesh.recovery import recover_runs
 from squidmesh.registry import registry
 from squidmesh.serialization import run_detail, run_summary, workflow_summary
 
@@ -57,8 +58,8 @@ def field_assignment(text: str) -> tuple[str, Any]:
         return name, raw
 
 
-def seconds_to_wait(text: str) -> float:
-    """argparse type of `--timeout`: a positive number of seconds."""
+def positive_seconds(text: str) -> float:
+    """argparse type of `--timeout` and `--older-than`: a positive number of seconds."""
     try:
         value = float(text)
     except ValueError:
@@ -103,7 +104,8 @@ class SubcommandParser(CommandParser):
 
 class Command(BaseCommand):
     help = (
-        "Operate squidmesh workflows: start, runs, inspect, cancel, replay, workflows, describe. "
+        "Operate squidmesh workflows: start, runs, inspect, cancel, replay, recover, workflows, "
+        "describe. "
         "`manage.py squidmesh SUBCOMMAND --help` explains each one. "
         "Exit status: 0 done, 1 refused (bad input, unknown workflow or run, action not "
         "allowed), 2 usage error, 3 a waited run failed or was cancelled, 4 --wait timed out, "
@@ -165,6 +167,30 @@ class Command(BaseCommand):
         self.add_wait_arguments(replay)
         self.add_json_argument(replay)
 
+        recover = subcommands.add_parser(
+            "recover",
+            help="Queue again the lost delivery of stale active runs.",
+            description="Run the recovery sweep once (it also runs every "
+            "SQUIDMESH['RECOVERY_INTERVAL'] minutes on django-q2's scheduler): every active "
+            "run with no progress for --older-than seconds whose delivery is overdue gets "
+            "that delivery queued again. A duplicate delivery is skipped by the executor.",
+        )
+        recover.add_argument(
+            "--older-than",
+            type=positive_seconds,
+            metavar="SECONDS",
+            help="No progress for this long (default SQUIDMESH['RECOVER_AFTER']).",
+        )
+        recover.add_argument(
+            "--limit",
+            type=int,
+            help="At most this many runs (default SQUIDMESH['RECOVERY_BATCH']).",
+        )
+        recover.add_argument(
+            "--dry-run", action="store_true", help="Show what would be redispatched; queue nothing."
+        )
+        self.add_json_argument(recover)
+
         workflows = subcommands.add_parser("workflows", help="List registered workflows.")
         self.add_json_argument(workflows)
 
@@ -190,7 +216,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--timeout",
-            type=seconds_to_wait,
+            type=positive_seconds,
             default=300.0,
             help="Seconds --wait waits before giving up (default 300).",
         )
@@ -281,6 +307,49 @@ class Command(BaseCommand):
         run = api.replay_run(run_id)
         message = f"Started run {run.pk} replaying {run.replayed_from_id}: {run.status}"
         self.finish(run, message, **options)
+
+    def handle_recover(
+        self,
+        *,
+        older_than: float | None,
+        limit: int | None,
+        dry_run: bool,
+        as_json: bool,
+        **options: Any,
+    ) -> None:
+        if limit is not None and limit < 1:
+            raise CommandError("--limit must be a positive integer.")
+        sweep = recover_runs(older_than=older_than, limit=limit, dry_run=dry_run)
+        if as_json:
+            self.write_json(
+                {
+                    "older_than": sweep.older_than,
+                    "dry_run": sweep.dry_run,
+                    "backlog": sweep.backlog,
+                    "runs": [outcome.as_dict() for outcome in sweep.runs],
+                }
+            )
+            return
+        if sweep.runs:
+            self.stdout.write(
+                render_table(
+                    ["RUN", "WORKFLOW", "STATUS", "STEP", "ATTEMPT", "ACTION"],
+                    [
+                        (
+                            r.run_id,
+                            r.workflow,
+                            r.status,
+                            r.step,
+                            r.attempt or "",
+                            ("redispatched" if not dry_run else "would redispatch")
+                            if r.redispatched
+                            else f"left: {r.reason}",
+                        )
+                        for r in sweep.runs
+                    ],
+                )
+            )
+        self.stdout.write(sweep.summary() + ".")
 
     def handle_workflows(self, *, as_json: bool, **options: Any) -> None:
         summaries = [workflow_summary(workflow) for workflow in registry.all()]

@@ -1,0 +1,234 @@
+"""Recover runs whose next delivery was lost: find them and queue that delivery again.
+
+On django-q2's ORM broker (using squidmesh's database) a delivery cannot be
+lost: it is written in the same transaction as the state change and leased
+until a worker acknowledges it. Other brokers give weaker promises. Redis
+loses a task pulled by a worker that then dies, and a crash between commit
+and enqueue leaves an active run with nothing queued. The sweep finds
+active runs that made no progress for `SQUIDMESH["RECOVER_AFTER"]` seconds
+and whose delivery is overdue, and dispatches the delivery they wait for.
+
+The sweep never changes a run's status or steps itself: it only queues the
+delivery a worker would have received, so every guarantee of the executor
+holds (a duplicate is skipped, an attempt a dead worker left `running` is
+closed as interrupted, a live one is left alone). It runs on django-q2's
+scheduler every `SQUIDMESH["RECOVERY_INTERVAL"]` minutes and from
+`manage.py squidmesh recover`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from squidmesh.conf import settings
+from squidmesh.exceptions import UnknownWorkflow
+from squidmesh.lifecycle import TERMINAL_STATUSES, AttemptStatus, RunStatus, StepStatus
+from squidmesh.models import StepAttempt, StepRun, WorkflowRun
+from squidmesh.registry import registry
+
+__all__ = ["Recovery", "Sweep", "recover_runs", "sync_recovery_schedule"]
+
+logger = logging.getLogger("squidmesh.recovery")
+
+#: The django-q2 schedule that runs the sweep (owned by name *and* func).
+SCHEDULE_NAME = "squidmesh:recover"
+SWEEP = "squidmesh.recovery.scheduled_sweep"
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What the sweep did with one stale run."""
+
+    run_id: str
+    workflow: str
+    status: str
+    step: str | None
+    attempt: int | None
+    redispatched: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "status": self.status,
+            "step": self.step,
+            "attempt": self.attempt,
+            "redispatched": self.redispatched,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class Sweep:
+    """The outcome of one sweep."""
+
+    older_than: float
+    dry_run: bool = False
+    #: Set when the sweep stood down because the queue is behind (nothing checked).
+    backlog: bool = False
+    runs: list[Recovery] = field(default_factory=list)
+
+    @property
+    def redispatched(self) -> list[Recovery]:
+        return [r for r in self.runs if r.redispatched]
+
+    def summary(self) -> str:
+        if self.backlog:
+            return (
+                f"queue backlog: work has been waiting for a worker for over {self.older_than:g} s, "
+                "so stale runs are queued, not lost; nothing redispatched"
+            )
+        verb = "would redispatch" if self.dry_run else "redispatched"
+        return f"{len(self.runs)} stale run(s), {verb} {len(self.redispatched)}"
+
+
+def recover_runs(
+    *, older_than: float | None = None, limit: int | None = None, dry_run: bool = False
+) -> Sweep:
+    """Queue again the delivery of every active run that waits for one that was lost.
+
+    A run is a candidate when it is active, was not updated for
+    `older_than` seconds (default `SQUIDMESH["RECOVER_AFTER"]`) and has
+    no delivery due later than that. Each candidate is re-checked under
+    its row lock; it is redispatched unless its current attempt is still
+    running (younger than its timeout plus grace) or its workflow is no
+    longer registered. A redispatch moves the run's `updated_at`, so a
+    run waiting behind a slow queue is redispatched at most once per
+    `older_than`. With `dry_run`, nothing is written or queued.
+    """
+    older_than = float(settings.RECOVER_AFTER if older_than is None else older_than)
+    limit = settings.RECOVERY_BATCH if limit is None else limit
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    sweep = Sweep(older_than=older_than, dry_run=dry_run)
+    if _queue_backlog(cutoff):
+        sweep.backlog = True
+        return sweep
+    stale = (
+        WorkflowRun.objects.stale(timedelta(seconds=older_than))
+        .filter(Q(scheduled_for__isnull=True) | Q(scheduled_for__lt=cutoff))
+        .order_by("updated_at")
+        .values_list("pk", flat=True)
+    )
+    for run_id in list(stale[:limit]):
+        with transaction.atomic():
+            outcome = _recover(WorkflowRun.objects.locked(run_id), cutoff, dry_run)
+        if outcome is not None:
+            sweep.runs.append(outcome)
+    return sweep
+
+
+def _recover(run: WorkflowRun | None, cutoff: datetime, dry_run: bool) -> Recovery | None:
+    """Redispatch `run`'s awaited delivery (inside its row lock) unless it moved on."""
+    from squidmesh.runtime.executor import dispatch_step, presumed_dead
+
+    if run is None or run.status in TERMINAL_STATUSES or run.current_step is None:
+        return None
+    if run.updated_at >= cutoff or (run.scheduled_for and run.scheduled_for >= cutoff):
+        return None  # progressed since the candidates were read
+
+    def outcome(attempt: int | None, redispatched: bool, reason: str) -> Recovery:
+        return Recovery(
+            str(run.pk), run.workflow, run.status, run.current_step, attempt, redispatched, reason
+        )
+
+    try:
+        step = registry.get(run.workflow).steps.get(run.current_step)
+    except UnknownWorkflow:
+        if run.status != RunStatus.CANCELLING:
+            # A delivery could not run it either; an operator cancels it.
+            return outcome(None, False, "workflow is not registered")
+        step = None
+    step_run = StepRun.objects.filter(run=run, step=run.current_step).first()
+    latest = (
+        StepAttempt.objects.filter(step_run=step_run).order_by("-number").first()
+        if step_run
+        else None
+    )
+    if latest is not None and latest.status == AttemptStatus.RUNNING:
+        if not presumed_dead(latest, step):
+            return outcome(latest.number, False, f"attempt {latest.number} is still running")
+        # Redelivering the same attempt closes it as interrupted and retries.
+        attempt = latest.number
+    elif step_run is not None and step_run.status in (StepStatus.COMPLETED, StepStatus.FAILED):
+        return outcome(None, False, f"step {run.current_step!r} is already {step_run.status}")
+    else:
+        attempt = latest.number + 1 if latest else 1
+    if dry_run:
+        return outcome(attempt, True, "delivery overdue (dry run: not queued)")
+    dispatch_step(run, step or run.current_step, attempt, None)
+    WorkflowRun.objects.save_progress(run)  # moves updated_at: one redispatch per period
+    logger.warning(
+        "Redispatched attempt %s of step %r of %s run %s: no progress since %s.",
+        attempt,
+        run.current_step,
+        run.workflow,
+        run.pk,
+        cutoff.isoformat(),
+        extra={"run_id": str(run.pk), "workflow": run.workflow, "step": run.current_step},
+    )
+    return outcome(attempt, True, "delivery overdue")
+
+
+def _queue_backlog(cutoff: datetime) -> bool:
+    """Return whether queued work has waited for a worker since before `cutoff`.
+
+    Only answerable on the transactional ORM broker, where it also means
+    nothing can be lost: stale runs are behind that work, and queueing
+    them again would only grow the backlog.
+    """
+    from squidmesh.runtime.dispatcher import DjangoQDispatcher, get_dispatcher
+
+    dispatcher = get_dispatcher()
+    if not isinstance(dispatcher, DjangoQDispatcher) or not dispatcher.transactional:
+        return False
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    key = settings.CLUSTER or Conf.CLUSTER_NAME
+    # Pullable rows have `lock` in the past (a pull leases them into the future).
+    return OrmQ.objects.using(Conf.ORM).filter(key=key, lock__lt=cutoff).exists()
+
+
+def scheduled_sweep() -> str:
+    """django-q2 schedule entry point: run one sweep and return its summary."""
+    sweep = recover_runs()
+    if sweep.redispatched:
+        logger.warning("Recovery sweep: %s.", sweep.summary())
+    return sweep.summary()
+
+
+def sync_recovery_schedule(using: str = "default") -> str:
+    """Create, update or remove the sweep's django-q2 schedule to match the settings.
+
+    Return what was done: "created", "updated", "removed" or "unchanged".
+    """
+    from django_q.models import Schedule
+
+    interval = settings.RECOVERY_INTERVAL
+    schedules = Schedule.objects.using(using).filter(name=SCHEDULE_NAME, func=SWEEP)
+    current = schedules.first()
+    if not interval:
+        return "removed" if schedules.delete()[0] else "unchanged"
+    desired = {
+        "schedule_type": Schedule.MINUTES,
+        "minutes": int(interval),
+        "repeats": -1,
+        "cluster": settings.CLUSTER,
+    }
+    if current is None:
+        Schedule.objects.using(using).create(
+            name=SCHEDULE_NAME, func=SWEEP, next_run=timezone.now(), **desired
+        )
+        return "created"
+    if all(getattr(current, key) == value for key, value in desired.items()):
+        return "unchanged"
+    schedules.update(**desired)
+    return "updated"
