@@ -2,6 +2,7 @@
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from squidmesh.admin.pagination import RunPaginator
 from squidmesh.models import WorkflowRun
@@ -46,3 +47,19 @@ def test_count__unfiltered_large_table_uses_the_planner_estimate(monkeypatch, op
     assert paginator.is_estimate
     assert paginator.count == 5  # ANALYZE of a tiny table is exact
     assert "about 5" in response.content.decode()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("estimate_above", [2, 50_000])
+def test_count__unfiltered_list_costs_one_query_estimated_or_counted(monkeypatch, estimate_above):
+    monkeypatch.setattr(RunPaginator, "ESTIMATE_ABOVE", estimate_above)
+    for number in range(5):
+        pending_run(f"r{number}")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE squidmesh_workflowrun")
+
+    paginator = RunPaginator(WorkflowRun.objects.all(), 50)
+    with CaptureQueriesContext(connection) as queries:
+        assert paginator.count == 5
+    assert len(queries) == 1
+    assert paginator.is_estimate == (estimate_above == 2)
