@@ -242,3 +242,13 @@ def _filter_choices(response, parameter):
                 for choice in spec.choices(response.context["cl"])
             ]
     raise AssertionError(f"no filter {parameter}")
+
+
+def test_action_checkbox__same_markup_as_djangos_widget():
+    from django.contrib import admin as django_admin
+    from django.contrib.admin import ModelAdmin
+
+    run = pending_run("markup")
+    model_admin = django_admin.site._registry[WorkflowRun]
+
+    assert model_admin.action_checkbox(run) == ModelAdmin.action_checkbox(model_admin, run)
