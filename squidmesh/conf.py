@@ -29,6 +29,10 @@ DEFAULTS: dict[str, Any] = {
     # commits before the next starts, with its own timeout, and saves a
     # queue round trip. 0 = one queue task per step (docs/performance.md).
     "INLINE_STEPS": 10,
+    # Longest wait a failure's `retry_after` (e.g. HTTP Retry-After) may
+    # impose on the next attempt, in seconds; the policy's backoff applies
+    # when it is longer.
+    "MAX_RETRY_AFTER": 3600,
     # Default and maximum `limit` of `list_runs`.
     "LIST_LIMIT": 50,
     "MAX_LIST_LIMIT": 1000,

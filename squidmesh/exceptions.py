@@ -119,6 +119,9 @@ class StepFailure(Exception):
 
     Retryable failures (the default) follow the step's retry policy; a
     failure with `retryable=False` skips the remaining attempts.
+    `retry_after` (seconds, e.g. from an HTTP `Retry-After` header) makes
+    the next attempt wait at least that long, even when the policy's
+    backoff is shorter (up to `SQUIDMESH["MAX_RETRY_AFTER"]`).
     """
 
     def __init__(
@@ -127,20 +130,25 @@ class StepFailure(Exception):
         *,
         details: Mapping[str, Any] | None = None,
         retryable: bool = True,
+        retry_after: float | None = None,
     ):
         super().__init__(message)
         self.message = message
         self.details = dict(details or {})
         self.retryable = retryable
+        self.retry_after = retry_after
 
     def as_error(self) -> dict[str, Any]:
         """Return the JSON-ready error recorded on the attempt."""
-        return {
+        error = {
             "type": type(self).__name__,
             "message": self.message,
             "details": self.details,
             "retryable": self.retryable,
         }
+        if self.retry_after is not None and self.retryable:
+            error["retry_after"] = self.retry_after
+        return error
 
 
 class TerminalFailure(StepFailure):

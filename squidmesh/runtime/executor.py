@@ -553,7 +553,9 @@ def record_failure(
     """
     attempt = step_run.attempt_count or 1
     interrupted = _interruptions(step_run) if attempt > 1 else 0
-    decision = retry.decide(step.retry, attempt - interrupted, retryable=retryable)
+    decision = retry.decide(
+        step.retry, attempt - interrupted, retryable=retryable, retry_after=_retry_after(error)
+    )
     if decision.retry:
         schedule_retry(run, step, step_run, error, decision.delay)
         return f"failed; retry {attempt + 1} in {decision.delay:.3f}s"
@@ -568,6 +570,14 @@ def record_failure(
         return f"failed ({decision.reason}); on error -> {target}"
     transition_run(run, RunStatus.FAILED, last_error=error, current_step=step.name)
     return f"failed ({decision.reason}); run failed"
+
+
+def _retry_after(error: dict | None) -> float | None:
+    """Return the wait the failure asked for (`StepFailure.retry_after`), capped."""
+    value = (error or {}).get("retry_after")
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+        return None
+    return min(float(value), settings.MAX_RETRY_AFTER)
 
 
 def record_interruption(

@@ -27,10 +27,19 @@ def backoff_delay(policy: Retry, failed_attempt: int, rng: random.Random | None 
     return delay
 
 
-def decide(policy: Retry, failed_attempt: int, *, retryable: bool) -> RetryDecision:
-    """Return whether to retry after `failed_attempt` failed, and after how long."""
+def decide(
+    policy: Retry, failed_attempt: int, *, retryable: bool, retry_after: float | None = None
+) -> RetryDecision:
+    """Return whether to retry after `failed_attempt` failed, and after how long.
+
+    `retry_after` (already capped by the caller) is the least delay the
+    failed call asked for; the policy's backoff applies when it is longer.
+    """
     if not retryable:
         return RetryDecision(False, reason="terminal failure")
     if failed_attempt >= policy.max_attempts:
         return RetryDecision(False, reason=f"{policy.max_attempts} attempt(s) exhausted")
-    return RetryDecision(True, delay=backoff_delay(policy, failed_attempt))
+    delay = backoff_delay(policy, failed_attempt)
+    if retry_after is not None and retry_after > delay:
+        return RetryDecision(True, delay=float(retry_after), reason="retry_after")
+    return RetryDecision(True, delay=delay)

@@ -50,7 +50,15 @@ class ToolError(StepFailure):
         details: Mapping[str, Any] | None = None,
         retryable: bool = False,
     ):
-        super().__init__(message, details=details, retryable=retryable)
+        # An adapter that learns when to come back (HTTP `Retry-After`)
+        # puts it in `details["retry_after"]`; the engine waits at least that.
+        retry_after = (details or {}).get("retry_after")
+        super().__init__(
+            message,
+            details=details,
+            retryable=retryable,
+            retry_after=retry_after if isinstance(retry_after, int | float) else None,
+        )
         self.adapter = adapter
         self.kind = kind
 
@@ -80,7 +88,9 @@ class ToolError(StepFailure):
         `TerminalFailure`; either carries `to_dict()` as its details.
         """
         if self.retryable:
-            return StepFailure(self.message, details=self.to_dict(), retryable=True)
+            return StepFailure(
+                self.message, details=self.to_dict(), retryable=True, retry_after=self.retry_after
+            )
         return TerminalFailure(self.message, details=self.to_dict())
 
     def as_error(self) -> dict[str, Any]:

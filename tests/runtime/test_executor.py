@@ -71,6 +71,27 @@ def test_retryable_failure__schedules_next_attempt_with_backoff_due_time():
     assert attempts_of(run, "flaky") == [(1, "failed"), (2, "failed"), (3, "succeeded")]
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "max_retry_after", "waits"),
+    [
+        (30, 3600, 30),  # longer than the 1 s backoff: the failure's wait wins
+        (0.5, 3600, 1),  # shorter: the policy's backoff applies
+        (30, 5, 5),  # capped by SQUIDMESH["MAX_RETRY_AFTER"]
+    ],
+)
+def test_retry_after__next_attempt_waits_at_least_that_long(
+    settings, retry_after, max_retry_after, waits
+):
+    settings.SQUIDMESH = {**settings.SQUIDMESH, "MAX_RETRY_AFTER": max_retry_after}
+    run = squidmesh.start_run("tests.flaky", {"fail_times": 1, "retry_after": retry_after})
+    drain()
+    [failed] = StepAttempt.objects.filter(run_id=run.pk)
+    queued = OrmQ.objects.get()
+    delay = (queued.lock - failed.finished_at).total_seconds()
+    assert waits <= delay < waits + 1
+    assert failed.error["retry_after"] == retry_after
+
+
 def test_retries_exhausted__run_fails_with_the_last_error():
     run = squidmesh.start_run("tests.flaky", {"fail_times": 5, "raise_plain": True})
     drain(include_delayed=True)

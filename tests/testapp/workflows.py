@@ -47,7 +47,11 @@ def flaky(data, ctx):
             raise TerminalFailure("gave up", details={"attempt": ctx.attempt})
         if data["raise_plain"]:
             raise RuntimeError(f"boom on attempt {ctx.attempt}")
-        raise StepFailure(f"flaky failure {ctx.attempt}", details={"attempt": ctx.attempt})
+        raise StepFailure(
+            f"flaky failure {ctx.attempt}",
+            details={"attempt": ctx.attempt},
+            retry_after=data["retry_after"] or None,
+        )
     return {"flaky_ok_on": ctx.attempt}
 
 
@@ -61,6 +65,7 @@ FLAKY_PAYLOAD = {
     "terminal": fields.Boolean(default=False),
     "raise_plain": fields.Boolean(default=False),
     "sleep": fields.Float(default=0),
+    "retry_after": fields.Float(default=0),
 }
 
 

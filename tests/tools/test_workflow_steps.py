@@ -1,5 +1,7 @@
 """A workflow step calling HTTP through the adapter, retried by the engine (not the adapter)."""
 
+from datetime import timedelta
+
 import pytest
 
 import squidmesh
@@ -38,8 +40,11 @@ def assert_retried_once_after_503(run, service, label):
             "retryable": True,
         },
         "retryable": True,
+        "retry_after": 1,
     }
     assert (second.number, second.status, second.error) == (2, "succeeded", None)
+    # The server's Retry-After (1 s) outweighs the policy's 0.2 s backoff.
+    assert second.due_at - first.finished_at >= timedelta(seconds=1)
     # Exactly one request per attempt, each saying which attempt it is.
     received = [
         r
