@@ -241,8 +241,11 @@ def replay_run(run_id: Any) -> WorkflowRun:
     `UnknownWorkflow` if the workflow is no longer registered, or
     `UnknownTrigger` / `InvalidPayload` if the definition changed since.
     """
-    source = _get_run(WorkflowRun.objects.all(), run_id)
-    definition = registry.get(source.workflow)
-    trigger = definition.get_trigger(source.trigger)
-    payload = trigger.clean_payload(source.payload)
-    return _create_run(definition, trigger.name, payload, replayed_from=source)
+    with transaction.atomic():
+        # The row lock keeps `prune_runs` from deleting the source under the
+        # new run's reference (it skips locked rows).
+        source = _get_run(WorkflowRun.objects.select_for_update(no_key=True), run_id)
+        definition = registry.get(source.workflow)
+        trigger = definition.get_trigger(source.trigger)
+        payload = trigger.clean_payload(source.payload)
+        return _create_run(definition, trigger.name, payload, replayed_from=source)

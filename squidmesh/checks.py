@@ -77,7 +77,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="squidmesh.E014",
             )
         )
-    messages.extend(_recovery_setting_errors(settings))
+    messages.extend(_maintenance_setting_errors(settings))
     if "django_q" not in {app.split(".")[0] for app in django_settings.INSTALLED_APPS}:
         messages.append(
             checks.Error(
@@ -138,7 +138,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     return messages
 
 
-def _recovery_setting_errors(settings: Any) -> list[checks.CheckMessage]:
+def _maintenance_setting_errors(settings: Any) -> list[checks.CheckMessage]:
     def whole(value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
 
@@ -154,10 +154,13 @@ def _recovery_setting_errors(settings: Any) -> list[checks.CheckMessage]:
         problems.append(("RECOVERY_INTERVAL", "a whole number of minutes or None", interval))
     if not whole(batch) or batch < 1:
         problems.append(("RECOVERY_BATCH", "a positive integer", batch))
+    prune = settings.PRUNE_AFTER_DAYS
+    if prune is not None and (not (whole(prune) or isinstance(prune, float)) or prune <= 0):
+        problems.append(("PRUNE_AFTER_DAYS", "a positive number of days or None", prune))
     return [
         checks.Error(
             f"SQUIDMESH[{name!r}] must be {expected}, got {value!r}.",
-            hint="See docs/reliability.md (recovery sweep).",
+            hint="See docs/reference/settings.md.",
             id="squidmesh.E014",
         )
         for name, expected, value in problems

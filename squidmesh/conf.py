@@ -50,6 +50,10 @@ DEFAULTS: dict[str, Any] = {
     "RECOVER_AFTER": 300,
     "RECOVERY_INTERVAL": 1,
     "RECOVERY_BATCH": 500,
+    # Retention: delete runs that ended more than this many days ago (with
+    # their steps and attempts, and older failed cron ticks), daily on
+    # django-q2's scheduler. None = keep everything (`manage.py squidmesh prune`).
+    "PRUNE_AFTER_DAYS": None,
     # Cron activation: None = every registered workflow with cron triggers;
     # a list of workflow names limits activation to those.
     "CRON_WORKFLOWS": None,

@@ -212,23 +212,8 @@ def sync_recovery_schedule(using: str = "default") -> str:
     """
     from django_q.models import Schedule
 
+    from squidmesh.schedules import keep_schedule
+
     interval = settings.RECOVERY_INTERVAL
-    schedules = Schedule.objects.using(using).filter(name=SCHEDULE_NAME, func=SWEEP)
-    current = schedules.first()
-    if not interval:
-        return "removed" if schedules.delete()[0] else "unchanged"
-    desired = {
-        "schedule_type": Schedule.MINUTES,
-        "minutes": int(interval),
-        "repeats": -1,
-        "cluster": settings.CLUSTER,
-    }
-    if current is None:
-        Schedule.objects.using(using).create(
-            name=SCHEDULE_NAME, func=SWEEP, next_run=timezone.now(), **desired
-        )
-        return "created"
-    if all(getattr(current, key) == value for key, value in desired.items()):
-        return "unchanged"
-    schedules.update(**desired)
-    return "updated"
+    wanted = {"schedule_type": Schedule.MINUTES, "minutes": int(interval)} if interval else None
+    return keep_schedule(SCHEDULE_NAME, SWEEP, wanted, using=using)

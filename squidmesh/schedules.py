@@ -282,8 +282,34 @@ def sync_schedules(
     return result
 
 
+def keep_schedule(name: str, func: str, wanted: dict[str, Any] | None, *, using: str) -> str:
+    """Make squidmesh's schedule `name` (calling `func`) match `wanted`, or remove it if None.
+
+    For squidmesh's own maintenance tasks (recovery sweep, pruning): a
+    schedule is only ever matched by name *and* func, so another app's
+    schedule of the same name is left alone. Return "created", "updated",
+    "removed" or "unchanged".
+    """
+    from django_q.models import Schedule
+
+    schedules = Schedule.objects.using(using).filter(name=name, func=func)
+    if wanted is None:
+        return "removed" if schedules.delete()[0] else "unchanged"
+    wanted = {"repeats": -1, "cluster": settings.CLUSTER, **wanted}
+    current = schedules.first()
+    if current is None:
+        Schedule.objects.using(using).create(
+            name=name, func=func, next_run=django_timezone.now(), **wanted
+        )
+        return "created"
+    if all(getattr(current, key) == value for key, value in wanted.items()):
+        return "unchanged"
+    schedules.update(**wanted)
+    return "updated"
+
+
 def sync_after_migrate(sender: Any, using: str = "default", verbosity: int = 1, **kwargs: Any):
-    """Sync the cron and recovery schedules after `migrate` (`post_migrate`, see `apps.py`)."""
+    """Sync the cron and maintenance schedules after `migrate` (`post_migrate`, see `apps.py`)."""
     from django.db import connections
     from django_q.models import Schedule
 
@@ -292,15 +318,20 @@ def sync_after_migrate(sender: Any, using: str = "default", verbosity: int = 1, 
     if Schedule._meta.db_table not in connections[using].introspection.table_names():
         return  # django_q is not migrated (yet) on this database
     from squidmesh.recovery import sync_recovery_schedule
+    from squidmesh.retention import sync_prune_schedule
 
     result = sync_schedules(using=using)
-    recovery = sync_recovery_schedule(using=using)
+    maintenance = {
+        "recovery sweep": sync_recovery_schedule(using=using),
+        "prune": sync_prune_schedule(using=using),
+    }
     stdout = kwargs.get("stdout")
     if verbosity >= 1 and stdout is not None:
         if result.changed:
             stdout.write(f"  Synced squidmesh cron schedules: {result.summary()}\n")
-        if recovery != "unchanged":
-            stdout.write(f"  Squidmesh recovery sweep schedule: {recovery}\n")
+        for task, change in maintenance.items():
+            if change != "unchanged":
+                stdout.write(f"  Squidmesh {task} schedule: {change}\n")
 
 
 def align_next_run(sender: Any, instance: Schedule, raw: bool = False, **kwargs: Any) -> None:

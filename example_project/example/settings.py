@@ -104,6 +104,9 @@ SQUIDMESH = {
     # `python manage.py squidmesh recover --dry-run` shows what it would do.
     "RECOVER_AFTER": 300,
     "RECOVERY_INTERVAL": 1,
+    # Retention (docs/operations.md#retention): daily, delete runs that
+    # finished more than 30 days ago. `manage.py squidmesh prune` does it now.
+    "PRUNE_AFTER_DAYS": 30,
 }
 
 LOGGING = {

@@ -8,7 +8,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -23,6 +23,7 @@ from squidmesh.management.tables import render_table
 from squidmesh.models import WorkflowRun
 from squidmesh.recovery import recover_runs
 from squidmesh.registry import registry
+from squidmesh.retention import prune_runs
 from squidmesh.serialization import run_detail, run_summary, workflow_summary
 
 # Exit statuses besides 0 (success), 1 (refused: bad input, unknown
@@ -58,15 +59,24 @@ def field_assignment(text: str) -> tuple[str, Any]:
         return name, raw
 
 
-def positive_seconds(text: str) -> float:
-    """argparse type of `--timeout` and `--older-than`: a positive number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
+def positive_number(unit: str):
+    """Return an argparse type accepting a positive, finite number of `unit`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not value > 0 or math.isinf(value):
+            raise argparse.ArgumentTypeError(f"expected a positive number of {unit}, got {text!r}")
+        return value
+
+    return parse
+
+
+#: `--timeout` and `recover --older-than`; `prune --older-than`.
+positive_seconds = positive_number("seconds")
+positive_days = positive_number("days")
 
 
 def moment(text: str) -> datetime:
@@ -104,8 +114,8 @@ class SubcommandParser(CommandParser):
 
 class Command(BaseCommand):
     help = (
-        "Operate squidmesh workflows: start, runs, inspect, cancel, replay, recover, workflows, "
-        "describe. "
+        "Operate squidmesh workflows: start, runs, inspect, cancel, replay, recover, prune, "
+        "workflows, describe. "
         "`manage.py squidmesh SUBCOMMAND --help` explains each one. "
         "Exit status: 0 done, 1 refused (bad input, unknown workflow or run, action not "
         "allowed), 2 usage error, 3 a waited run failed or was cancelled, 4 --wait timed out, "
@@ -190,6 +200,27 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="Show what would be redispatched; queue nothing."
         )
         self.add_json_argument(recover)
+
+        prune = subcommands.add_parser(
+            "prune",
+            help="Delete runs that ended long ago, with their steps and attempts.",
+            description="Delete completed, failed and cancelled runs that finished more than "
+            "--older-than days ago (with their step runs and attempts) and failed cron ticks "
+            "older than that. Active runs are never deleted. Runs daily by itself when "
+            "SQUIDMESH['PRUNE_AFTER_DAYS'] is set.",
+        )
+        prune.add_argument(
+            "--older-than",
+            type=positive_days,
+            required=True,
+            metavar="DAYS",
+            help="Finished more than this many days ago (decimals allowed: 0.5 = 12 hours).",
+        )
+        prune.add_argument("--workflow", help="Only runs (and failed ticks) of this workflow.")
+        prune.add_argument(
+            "--dry-run", action="store_true", help="Count what would be deleted; delete nothing."
+        )
+        self.add_json_argument(prune)
 
         workflows = subcommands.add_parser("workflows", help="List registered workflows.")
         self.add_json_argument(workflows)
@@ -350,6 +381,21 @@ class Command(BaseCommand):
                 )
             )
         self.stdout.write(sweep.summary() + ".")
+
+    def handle_prune(
+        self,
+        *,
+        older_than: float,
+        workflow: str | None,
+        dry_run: bool,
+        as_json: bool,
+        **options: Any,
+    ) -> None:
+        pruned = prune_runs(timedelta(days=older_than), workflow=workflow, dry_run=dry_run)
+        if as_json:
+            self.write_json(pruned.as_dict())
+        else:
+            self.stdout.write(pruned.summary()[:1].upper() + pruned.summary()[1:] + ".")
 
     def handle_workflows(self, *, as_json: bool, **options: Any) -> None:
         summaries = [workflow_summary(workflow) for workflow in registry.all()]
