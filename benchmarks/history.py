@@ -196,6 +196,26 @@ def http_get(client, url_name: str, query: str = ""):
     return get
 
 
+def with_page_size(call, size: int):
+    """Wrap `call` so the run admin renders pages of `size` rows while it runs."""
+    if call is None:
+        return None
+    from django.contrib import admin
+
+    from squidmesh.models import WorkflowRun
+
+    model_admin = admin.site._registry[WorkflowRun]
+
+    def paged():
+        default, model_admin.list_per_page = model_admin.list_per_page, size
+        try:
+            call()
+        finally:
+            model_admin.list_per_page = default
+
+    return paged
+
+
 def probe(repeats: int) -> dict:
     import django
 
@@ -241,6 +261,10 @@ def probe(repeats: int) -> dict:
         # (`list_per_page` rows) from the large table and 10 from the small.
         "admin run list (full page vs 10 rows)": http_get(
             client, "admin:squidmesh_workflowrun_changelist"
+        ),
+        # The same with a page of 10 on both sides: what grows with the table.
+        "admin run list (page of 10)": with_page_size(
+            http_get(client, "admin:squidmesh_workflowrun_changelist"), 10
         ),
         "REST run list (?limit=10)": http_get(client, "squidmesh_api:run-list", "?limit=10"),
     }

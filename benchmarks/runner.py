@@ -23,6 +23,7 @@ SECTIONS = {
     "start": "benchmarks.start_rate",
     "history": "benchmarks.history",
     "memory": "benchmarks.memory",
+    "maintenance": "benchmarks.maintenance",
 }
 
 QUICK = {

@@ -33,7 +33,9 @@ def finished_run(days_ago, workflow="tests.three_steps"):
     run = squidmesh.start_run(workflow, {})
     drain()
     finished = timezone.now() - timedelta(days=days_ago)
-    WorkflowRun.objects.filter(pk=run.pk).update(finished_at=finished)
+    WorkflowRun.objects.filter(pk=run.pk).update(
+        created_at=finished - timedelta(minutes=1), finished_at=finished
+    )
     return WorkflowRun.objects.get(pk=run.pk)
 
 
@@ -76,7 +78,8 @@ def test_prune__failed_and_cancelled_runs_go_too():
         "cancelled",
         "failed",
     ]
-    WorkflowRun.objects.update(finished_at=timezone.now() - timedelta(days=90))
+    long_ago = timezone.now() - timedelta(days=90)
+    WorkflowRun.objects.update(created_at=long_ago, finished_at=long_ago)
 
     assert prune_runs(MONTH).runs == 2
     assert not WorkflowRun.objects.exists()
@@ -106,7 +109,15 @@ def test_prune__by_workflow_and_failed_cron_ticks():
     assert CronTickFailure.objects.count() == 1
 
 
-def test_prune__in_batches_oldest_first():
+def test_prune__a_run_created_long_ago_but_finished_recently_stays():
+    run = finished_run(1)
+    WorkflowRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(days=90))
+
+    assert prune_runs(MONTH).runs == 0
+    assert WorkflowRun.objects.filter(pk=run.pk).exists()
+
+
+def test_prune__in_batches_deletes_every_expired_run():
     runs = [finished_run(days) for days in (50, 60, 40, 70, 45)]
 
     pruned = prune_runs(MONTH, batch_size=2)
