@@ -47,12 +47,31 @@ class Command(BaseCommand):
             self.print_history(squidmesh.inspect_run(run_id, include_history=True))
         self.stdout.write("\nCron triggers (activated by migrate):")
         call_command("squidmesh_cron", "list")
+        self.print_maintenance()
         if not ok:
             self.stderr.write("Runs did not finish in time; cluster log:\n" + cluster.output())
             sys.exit(1)
         self.stdout.write(
             "\nSee these runs in the admin: manage.py createsuperuser, manage.py runserver, "
             "then open http://127.0.0.1:8000/admin/squidmesh/workflowrun/ (docs/admin.md)."
+        )
+
+    def print_maintenance(self) -> None:
+        from django_q.models import Schedule
+
+        from squidmesh.recovery import SCHEDULE_NAME as RECOVER
+        from squidmesh.retention import SCHEDULE_NAME as PRUNE
+
+        self.stdout.write("\nMaintenance schedules (docs/operations.md):")
+        for schedule in Schedule.objects.filter(name__in=[RECOVER, PRUNE]).order_by("name"):
+            every = (
+                f"every {schedule.minutes} min"
+                if schedule.schedule_type == Schedule.MINUTES
+                else schedule.get_schedule_type_display().lower()
+            )
+            self.stdout.write(f"  {schedule.name:<20} {every:<14} {schedule.func}")
+        self.stdout.write(
+            "  Try: manage.py squidmesh recover --dry-run; squidmesh prune --older-than 30 --dry-run"
         )
 
     def follow(self, run_ids, timeout: float) -> bool:
