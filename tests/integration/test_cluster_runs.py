@@ -32,9 +32,11 @@ def test_failing_step__is_retried_with_backoff_then_fails_the_run(cluster):
     # Retry(backoff_min=1, backoff_max=4): 1 s then 2 s between attempts.
     assert tries[1].started_at - tries[0].finished_at >= timedelta(seconds=1)
     assert tries[2].started_at - tries[1].finished_at >= timedelta(seconds=2)
-    # ...and picked up promptly once due (ORM broker `lock`, not 30 s schedules).
-    assert tries[1].started_at - tries[1].due_at < timedelta(seconds=1)
-    assert tries[2].started_at - tries[2].due_at < timedelta(seconds=1)
+    # ...and picked up once due through the ORM broker's `lock`, not django-q2's
+    # ONCE schedules (checked every 30 s). Lateness itself is measured by the
+    # benchmark (p95 ~75 ms); the bound here only has to survive a loaded CI box.
+    assert tries[1].started_at - tries[1].due_at < timedelta(seconds=5)
+    assert tries[2].started_at - tries[2].due_at < timedelta(seconds=5)
 
 
 def test_failing_step__follows_its_error_transition_after_retries(cluster):
