@@ -27,7 +27,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from squidmesh import signals
@@ -70,6 +70,10 @@ __all__ = [
 logger = logging.getLogger("squidmesh.runtime")
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+#: Seconds between tries to record a finished body while the database is
+#: unreachable (about 16 s in all; the step's timeout still applies).
+FINISH_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 delivery.connect()
 
@@ -140,8 +144,9 @@ class StepExecutor:
         while True:
             started = time.monotonic()
             output, error, retryable = self._run_body(claim)
-            self.continuation = None
-            result = self._finish(claim, output, error, retryable, time.monotonic() - started)
+            result = self._finish_durably(
+                claim, output, error, retryable, time.monotonic() - started
+            )
             if self.continuation is None:
                 return result if not self.inline_steps else f"{result} ({self.inline_steps} inline)"
             # The finish committed this step and claimed the next one for
@@ -273,6 +278,37 @@ class StepExecutor:
 
     # -- phase 3 -----------------------------------------------------------
 
+    def _finish_durably(self, claim: Claim, *outcome: Any) -> str:
+        """Record the body's outcome, retrying while the database connection is lost.
+
+        The body already ran: giving up here leaves its attempt `running`, to
+        be closed as interrupted and the body run again after the lease. A
+        database restart or failover usually takes seconds, so reconnect and
+        try again with backoff first. A retry after a commit whose
+        acknowledgement was lost finds the attempt closed with this outcome
+        and stops there.
+        """
+        step_name, attempt_number = self.step_name, self.attempt_number
+        for delay in (*FINISH_RETRY_DELAYS, None):
+            self.continuation = None
+            self.step_name, self.attempt_number = step_name, attempt_number
+            try:
+                return self._finish(claim, *outcome)
+            except (OperationalError, InterfaceError) as lost:
+                if delay is None or connection.in_atomic_block:
+                    raise  # not acknowledged: redelivered after the lease
+                logger.warning(
+                    "Recording attempt %s of %r in run %s failed (%s); retrying in %.1f s.",
+                    attempt_number,
+                    step_name,
+                    self.run_id,
+                    (str(lost).strip().splitlines() or [type(lost).__name__])[0],
+                    delay,
+                )
+                connection.close()  # the next query opens a new connection
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
     def _finish(
         self,
         claim: Claim,
@@ -290,6 +326,13 @@ class StepExecutor:
             attempt = claim.attempt
             status = AttemptStatus.FAILED if error else AttemptStatus.SUCCEEDED
             if run is None or not StepAttempt.objects.close(attempt, status, error=error):
+                recorded = StepAttempt.objects.filter(pk=attempt.pk).values_list(
+                    "status", flat=True
+                )
+                if run is not None and recorded.first() == status:
+                    # This finish committed before its connection was lost
+                    # (see `_finish_durably`); everything is recorded.
+                    return f"{status}; recorded before the connection was lost"
                 # The attempt was closed as interrupted meanwhile (this
                 # worker outlived its lease); its retry owns the step now.
                 self._skipped("attempt was closed by another delivery")

@@ -257,3 +257,100 @@ def _leaves(value):
             yield from _leaves(item)
     else:
         yield value
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_connection_lost_before_the_finish__is_recorded_once_reconnected(monkeypatch):
+    # A database restart or failover between the body and its finish: the
+    # worker reconnects and records the outcome, instead of leaving the
+    # attempt `running` for the body to run again after the lease.
+    from django.db import connection
+
+    run = squidmesh.start_run("tests.three_steps", {})
+    OrmQ.objects.all().delete()
+    backend = {}
+    definition = registry.get("tests.three_steps").steps["a"]
+    original = definition.target
+
+    def body(data, ctx):
+        output = original(data, ctx)
+        backend["pid"] = connection.connection.info.backend_pid
+        # Another session kills this worker's connection, as a restart would.
+        killer = connections.create_connection("default")
+        with killer.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [backend["pid"]])
+        killer.close()
+        return output
+
+    monkeypatch.setattr(definition, "target", body)
+    monkeypatch.setattr("squidmesh.runtime.executor.FINISH_RETRY_DELAYS", (0.1, 0.2))
+
+    result = execute_step(str(run.pk), "a", 1)
+
+    assert result == "completed"
+    assert connection.connection.info.backend_pid != backend["pid"]  # reconnected
+    assert list(
+        StepRun.objects.filter(run_id=run.pk).values_list("step", "status", "attempt_count")
+    ) == [("a", "completed", 1)]
+    assert [a.status for a in StepRun.objects.get(run_id=run.pk, step="a").attempts.all()] == [
+        "succeeded"
+    ]
+    assert bodies(run, "a") == 1
+    assert WorkflowRun.objects.get(pk=run.pk).current_step == "b"
+    drain()
+    assert WorkflowRun.objects.get(pk=run.pk).status == "completed"
+    assert_invariants_hold()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_connection_lost_for_good__leaves_the_delivery_unacknowledged(monkeypatch):
+    from django.db import OperationalError
+
+    run = squidmesh.start_run("tests.three_steps", {})
+    OrmQ.objects.all().delete()
+    monkeypatch.setattr("squidmesh.runtime.executor.FINISH_RETRY_DELAYS", (0.05,))
+    tries = []
+
+    def unreachable(self, *args):
+        tries.append(1)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("squidmesh.runtime.executor.StepExecutor._finish", unreachable)
+
+    with pytest.raises(OperationalError):
+        execute_step(str(run.pk), "a", 1)
+    assert len(tries) == 2  # the first try and one retry
+    [attempt] = StepRun.objects.get(run_id=run.pk, step="a").attempts.all()
+    assert attempt.status == "running"  # closed as interrupted by the redelivery
+
+
+@pytest.mark.django_db(transaction=True)
+def test_finish_committed_but_its_acknowledgement_lost__retry_stops_at_the_record(monkeypatch):
+    from django.db import OperationalError
+
+    from squidmesh.runtime.executor import StepExecutor
+
+    run = squidmesh.start_run("tests.three_steps", {})
+    OrmQ.objects.all().delete()
+    monkeypatch.setattr("squidmesh.runtime.executor.FINISH_RETRY_DELAYS", (0.05,))
+    real_finish, calls = StepExecutor._finish, []
+
+    def finish_then_lose_the_reply(self, *args):
+        calls.append(real_finish(self, *args))
+        if len(calls) == 1:
+            raise OperationalError("connection lost while committing")
+        return calls[-1]
+
+    monkeypatch.setattr(StepExecutor, "_finish", finish_then_lose_the_reply)
+
+    result = execute_step(str(run.pk), "a", 1)
+
+    assert calls[0] == "completed"
+    assert result == "succeeded; recorded before the connection was lost"
+    assert OrmQ.objects.count() == 1  # step b dispatched once, by the first finish
+    drain()
+    assert WorkflowRun.objects.get(pk=run.pk).status == "completed"
+    assert bodies(run, "a") == 1
+    assert_invariants_hold()
