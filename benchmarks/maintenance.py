@@ -123,9 +123,12 @@ class RolledBack(Exception):
 
 def in_rollback(call):
     """Run `call()` in a transaction that is rolled back; return (its result, ms, queries)."""
-    from django.db import connection, transaction
+    from django.db import connection, reset_queries, transaction
     from django.test.utils import CaptureQueriesContext
 
+    # The query log is a bounded deque: once full, captured slices come out
+    # empty (the ORM cascade alone logs thousands of queries).
+    reset_queries()
     outcome = {}
     try:
         with transaction.atomic(), CaptureQueriesContext(connection) as queries:

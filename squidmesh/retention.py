@@ -92,7 +92,8 @@ def prune_runs(
         pruned.attempts = StepAttempt.objects.filter(run__in=expired).count()
         pruned.cron_tick_failures = ticks.count()
         return pruned
-    while _delete_batch(expired, batch_size, pruned):
+    position = None
+    while position := _delete_batch(expired, batch_size, pruned, after=position):
         pass
     pruned.cron_tick_failures = ticks.delete()[0]
     if pruned.runs or pruned.cron_tick_failures:
@@ -100,20 +101,28 @@ def prune_runs(
     return pruned
 
 
-def _delete_batch(expired, batch_size: int, pruned: Pruned) -> bool:
-    """Delete the oldest `batch_size` expired runs; return whether a full batch went."""
+def _delete_batch(expired, batch_size: int, pruned: Pruned, *, after=None):
+    """Delete the oldest `batch_size` expired runs created at or after `after`.
+
+    Return the creation time of the last one deleted when the batch was full
+    (where the next batch starts: its index scan then skips the entries of
+    the rows just deleted, which stay in the index until vacuumed), else None.
+    """
     connection = connections[expired.db]
     with transaction.atomic(using=expired.db):
-        batch = expired.order_by("created_at", "id").values_list("pk", flat=True)
+        if after is not None:
+            expired = expired.filter(created_at__gte=after)
+        batch = expired.order_by("created_at", "id").values_list("pk", "created_at")
         if connection.features.has_select_for_update_skip_locked:
             # A run being replayed holds its row lock: skip it this time
             # rather than deleting the source under the replay's insert.
             batch = batch.select_for_update(skip_locked=True, of=("self",))
         # SQLite caps the parameters of one statement.
         limit = min(batch_size, connection.features.max_query_params or batch_size)
-        ids = list(batch[:limit])
+        rows = list(batch[:limit])
+        ids = [run_id for run_id, _ in rows]
         if not ids:
-            return False
+            return None
         # Plain statements, children first: Django's cascading delete loads
         # every step run into memory and was 28x slower (benchmarks/maintenance.py).
         pk = WorkflowRun._meta.pk
@@ -136,7 +145,7 @@ def _delete_batch(expired, batch_size: int, pruned: Pruned) -> bool:
             )
             cursor.execute(f"DELETE FROM {table[WorkflowRun]} WHERE id IN ({marks})", values)
             pruned.runs += cursor.rowcount
-    return len(ids) == limit
+    return rows[-1][1] if len(rows) == limit else None
 
 
 def scheduled_prune() -> str:
