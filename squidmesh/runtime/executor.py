@@ -122,6 +122,8 @@ class StepExecutor:
         self.inline_steps = 0
         #: Set by `_finish` when it claimed the next step for this worker.
         self.continuation: Claim | None = None
+        #: Set by `_run_body` when the database connection died under the body.
+        self.lost_database = False
 
     def execute(self) -> str:
         try:
@@ -255,6 +257,7 @@ class StepExecutor:
             context=dict(run.context),
         )
         self.ctx = ctx
+        self.lost_database = False
         with ctx:
             try:
                 output = claim.step.execute({**run.payload, **run.context}, ctx)
@@ -264,6 +267,18 @@ class StepExecutor:
                 # django-q2's alarm for the task timeout; the worker goes on.
                 return None, {"type": "Timeout", "message": str(timeout)}, True
             except Exception as error:
+                if _database_lost(error):
+                    # The database went away under the body (a restart, a
+                    # failover): like a killed worker, that says nothing
+                    # about the step, so it is an interruption (`_finish`).
+                    self.lost_database = True
+                    connection.close()  # `_finish` records it on a new connection
+                    message = f"database connection lost during the attempt: {_first_line(error)}"
+                    return (
+                        None,
+                        {"type": "Interrupted", "message": message, "retryable": True},
+                        True,
+                    )
                 ctx.logger.warning("step %s raised %r", self.step_name, error)
                 return (
                     None,
@@ -302,7 +317,7 @@ class StepExecutor:
                     attempt_number,
                     step_name,
                     self.run_id,
-                    (str(lost).strip().splitlines() or [type(lost).__name__])[0],
+                    _first_line(lost),
                     delay,
                 )
                 connection.close()  # the next query opens a new connection
@@ -325,11 +340,17 @@ class StepExecutor:
             run = WorkflowRun.objects.locked(self.run_id)
             attempt = claim.attempt
             status = AttemptStatus.FAILED if error else AttemptStatus.SUCCEEDED
+            if error and self.lost_database:
+                status = AttemptStatus.INTERRUPTED
             if run is None or not StepAttempt.objects.close(attempt, status, error=error):
                 recorded = StepAttempt.objects.filter(pk=attempt.pk).values_list(
                     "status", flat=True
                 )
-                if run is not None and recorded.first() == status:
+                if (
+                    run is not None
+                    and status != AttemptStatus.INTERRUPTED
+                    and recorded.first() == status
+                ):
                     # This finish committed before its connection was lost
                     # (see `_finish_durably`); everything is recorded.
                     return f"{status}; recorded before the connection was lost"
@@ -358,10 +379,16 @@ class StepExecutor:
                     return f"completed; run already {run.status}"
                 advance_to(run, workflow, workflow.next_step(step.name, "ok"), context=context)
                 return "completed"
+            if status == AttemptStatus.INTERRUPTED and run.status in (
+                RunStatus.RUNNING,
+                RunStatus.RETRYING,
+            ):
+                return record_interruption(run, workflow, step, step_run, error)
             self._send(signals.step_failed, run, duration=duration, error=error)
             if run.status == RunStatus.CANCELLING:
+                ended = StepStatus.CANCELLED if self.lost_database else StepStatus.FAILED
                 StepRun.objects.filter(pk=step_run.pk).update(
-                    status=StepStatus.FAILED, last_error=error, finished_at=attempt.finished_at
+                    status=ended, last_error=error, finished_at=attempt.finished_at
                 )
                 finish_cancellation(run, last_error=error)
                 return "failed; run cancelled"
@@ -507,6 +534,19 @@ def presumed_dead(attempt: StepAttempt, step: Step | None) -> bool:
     limit = (step and step.timeout) or _default_timeout() or Conf.RETRY
     deadline = attempt.started_at + timedelta(seconds=limit + settings.INTERRUPTED_GRACE)
     return timezone.now() > deadline
+
+
+def _database_lost(error: Exception) -> bool:
+    """Return whether `error` is squidmesh's database connection dropping (not a query error)."""
+    if not isinstance(error, OperationalError | InterfaceError):
+        return False
+    # A statement timeout or a lock error leaves the connection usable: the
+    # step's own failure. A restart or failover leaves it dead.
+    return connection.connection is None or not connection.is_usable()
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _interrupted(attempt: StepAttempt) -> dict[str, Any]:

@@ -354,3 +354,68 @@ def test_finish_committed_but_its_acknowledgement_lost__retry_stops_at_the_recor
     assert WorkflowRun.objects.get(pk=run.pk).status == "completed"
     assert bodies(run, "a") == 1
     assert_invariants_hold()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_connection_lost_under_the_body__is_an_interruption_not_a_failure(monkeypatch):
+    # Step `a` has one attempt: a database restart while its body queries
+    # must not fail the run. Like a killed worker, it is an interruption.
+    from django.db import connection
+
+    run = squidmesh.start_run("tests.three_steps", {})
+    OrmQ.objects.all().delete()
+    definition = registry.get("tests.three_steps").steps["a"]
+    original = definition.target
+
+    def body(data, ctx):
+        output = original(data, ctx)
+        if ctx.attempt == 1:
+            killer = connections.create_connection("default")
+            with killer.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid]
+                )
+            killer.close()
+            Execution.objects.count()  # the body's next query finds the connection dead
+        return output
+
+    monkeypatch.setattr(definition, "target", body)
+
+    result = execute_step(str(run.pk), "a", 1)
+
+    assert result == "interrupted; retry 2 now"
+    drain()
+    done = WorkflowRun.objects.get(pk=run.pk)
+    assert done.status == "completed"
+    step_a = StepRun.objects.get(run_id=run.pk, step="a")
+    assert [(a.number, a.status) for a in step_a.attempts.all()] == [
+        (1, "interrupted"),
+        (2, "succeeded"),
+    ]
+    assert (
+        step_a.attempts.get(number=1)
+        .error["message"]
+        .startswith("database connection lost during the attempt")
+    )
+    assert_invariants_hold()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_error_with_the_connection_alive__is_the_steps_failure(monkeypatch):
+    from django.db import OperationalError
+
+    run = squidmesh.start_run("tests.three_steps", {})
+    OrmQ.objects.all().delete()
+
+    def body(data, ctx):
+        raise OperationalError("canceling statement due to statement timeout")
+
+    monkeypatch.setattr(registry.get("tests.three_steps").steps["a"], "target", body)
+
+    execute_step(str(run.pk), "a", 1)
+
+    done = WorkflowRun.objects.get(pk=run.pk)
+    assert done.status == "failed"
+    [attempt] = StepRun.objects.get(run_id=run.pk, step="a").attempts.all()
+    assert (attempt.status, attempt.error["type"]) == ("failed", "OperationalError")
