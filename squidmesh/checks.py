@@ -108,7 +108,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         messages.append(
             checks.Warning(
                 f"Q_CLUSTER['max_attempts'] = {Conf.MAX_ATTEMPTS}: django-q2 drops a task after "
-                "that many failed deliveries, which can strand a run during a long outage.",
+                "that many failed deliveries, which can strand a run during a long outage "
+                "until the recovery sweep re-sends it (SQUIDMESH['RECOVER_AFTER']).",
                 hint="Leave max_attempts at 0; step retries are squidmesh's job.",
                 id="squidmesh.W001",
             )
