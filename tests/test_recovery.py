@@ -375,3 +375,8 @@ def claim_without_finishing(run, *, started_ago):
     StepAttempt.objects.filter(pk=claim.attempt.pk).update(
         started_at=timezone.now() - timedelta(seconds=started_ago)
     )
+
+
+def test_recover_runs__is_part_of_the_public_api():
+    assert "recover_runs" in squidmesh.__all__
+    assert squidmesh.recover_runs is recover_runs
