@@ -538,8 +538,8 @@ def presumed_dead(attempt: StepAttempt, step: Step | None) -> bool:
 
 def _database_lost(error: Exception) -> bool:
     """Return whether `error` is squidmesh's database connection dropping (not a query error)."""
-    if not isinstance(error, OperationalError | InterfaceError):
-        return False
+    if not isinstance(error, OperationalError | InterfaceError) or connection.in_atomic_block:
+        return False  # inside a caller's transaction (sync mode) nothing can be recovered
     # A statement timeout or a lock error leaves the connection usable: the
     # step's own failure. A restart or failover leaves it dead.
     return connection.connection is None or not connection.is_usable()
