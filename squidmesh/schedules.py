@@ -491,9 +491,20 @@ def _fail(workflow: str, trigger: str, intended: datetime, error: SquidmeshError
         "message": str(error),
         "errors": getattr(error, "errors", None),
     }
-    CronTickFailure.objects.get_or_create(
+    _, recorded = CronTickFailure.objects.get_or_create(
         workflow=workflow, trigger=trigger, intended_at=intended, defaults={"error": details}
     )
+    if recorded:  # a tick delivered twice fails once
+        from squidmesh import signals
+
+        signals.send_after_commit(
+            signals.cron_tick_failed,
+            workflow,
+            workflow=workflow,
+            trigger=trigger,
+            intended_at=utc_iso(intended),
+            error=details,
+        )
     logger.error(
         "Cron tick %s:%s at %s could not start a run: %s",
         workflow,

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.dispatch import Signal
 
 __all__ = [
+    "cron_tick_failed",
     "run_created",
     "run_dispatched",
     "run_replayed",
@@ -33,6 +34,8 @@ step_skipped = Signal()
 step_completed = Signal()
 step_failed = Signal()
 step_retry_scheduled = Signal()
+#: A cron tick could not start its run (no run exists: its own arguments).
+cron_tick_failed = Signal()
 
 
 def send_after_commit(signal: Signal, sender: str, **metadata: Any) -> None:

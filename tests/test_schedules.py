@@ -18,7 +18,7 @@ from django_q.scheduler import scheduler
 from django_q.signing import SignedPackage
 
 import squidmesh
-from squidmesh import Step, fields
+from squidmesh import Step, fields, signals
 from squidmesh.exceptions import WorkflowDefinitionError
 from squidmesh.models import CronTickFailure, WorkflowRun
 from squidmesh.registry import WorkflowRegistry, registry
@@ -420,7 +420,7 @@ def test_same_tick_fired_by_two_workers_at_once__starts_one_run(registered):
 
 
 def test_invalid_payload__is_recorded_and_does_not_block_the_other_schedules(
-    registered, broken_payload, caplog
+    registered, broken_payload, caplog, request
 ):
     fragile_tick = make_due("tests.cron_fragile", "tick")
     make_due("tests.cron_minutely", "tick")
@@ -430,6 +430,13 @@ def test_invalid_payload__is_recorded_and_does_not_block_the_other_schedules(
         "tests.cron_fragile",
         "tests.cron_minutely",
     ]
+    failed_ticks = []
+
+    def on_failed_tick(sender, **kwargs):
+        failed_ticks.append((sender, kwargs))
+
+    signals.cron_tick_failed.connect(on_failed_tick)
+    request.addfinalizer(lambda: signals.cron_tick_failed.disconnect(on_failed_tick))
     with caplog.at_level(logging.ERROR, logger="squidmesh.cron"):
         drain()
     assert cron_runs("tests.cron_fragile") == []
@@ -452,6 +459,19 @@ def test_invalid_payload__is_recorded_and_does_not_block_the_other_schedules(
     assert CronTickFailure.objects.count() == 1
     [info] = [i for i in cron_triggers() if i.workflow == "tests.cron_fragile"]
     assert info.last_failure["error"]["type"] == "InvalidPayload"
+    # One signal for the tick, however often it was delivered.
+    assert failed_ticks == [
+        (
+            "tests.cron_fragile",
+            {
+                "signal": signals.cron_tick_failed,
+                "workflow": "tests.cron_fragile",
+                "trigger": "tick",
+                "intended_at": fragile_tick.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                "error": failure.error,
+            },
+        )
+    ]
 
 
 def test_corrupted_owned_schedule__does_not_roll_back_the_schedulers_batch(registered, caplog):
