@@ -139,6 +139,20 @@ def fmt(value: Any, digits: int | None = None) -> str:
 # -- databases ----------------------------------------------------------------
 
 
+def probe_in_subprocess(module: str, url: str, repeats: int) -> dict:
+    """Run `python -m <module> probe <repeats>` on the database at `url`; return its JSON."""
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "benchmarks.settings"}
+    result = subprocess.run(
+        [sys.executable, "-m", module, "probe", str(repeats)],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def database_url_for(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))

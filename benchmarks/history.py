@@ -15,7 +15,14 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-from benchmarks.harness import ROOT, Row, database_url_for, ensure_database, median
+from benchmarks.harness import (
+    ROOT,
+    Row,
+    database_url_for,
+    ensure_database,
+    median,
+    probe_in_subprocess,
+)
 
 BATCH = 100_000
 STEPS = (("first", 1), ("second", 2), ("third", 3))
@@ -114,16 +121,7 @@ def generate(connection, url: str, runs: int) -> None:
 
 
 def probe_database(url: str, repeats: int) -> dict:
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "benchmarks.settings"}
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.history", "probe", str(repeats)],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return probe_in_subprocess("benchmarks.history", url, repeats)
 
 
 def measure(bench) -> None:

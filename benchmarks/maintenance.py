@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from urllib.parse import urlsplit
 
-from benchmarks.harness import ROOT, Row, database_url_for, median
+from benchmarks.harness import Row, database_url_for, median, probe_in_subprocess
 from benchmarks.history import prepare
 
 RAW_PRUNE_SQL = [
@@ -105,20 +104,7 @@ def measure(bench) -> None:
 
 
 def probe_database(url: str, repeats: int) -> dict:
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "benchmarks.settings"}
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.maintenance", "probe", str(repeats)],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-class RolledBack(Exception):
-    pass
+    return probe_in_subprocess("benchmarks.maintenance", url, repeats)
 
 
 def in_rollback(call):
@@ -129,16 +115,12 @@ def in_rollback(call):
     # The query log is a bounded deque: once full, captured slices come out
     # empty (the ORM cascade alone logs thousands of queries).
     reset_queries()
-    outcome = {}
-    try:
-        with transaction.atomic(), CaptureQueriesContext(connection) as queries:
-            started = time.perf_counter()
-            outcome["result"] = call()
-            outcome["ms"] = (time.perf_counter() - started) * 1000
-            raise RolledBack
-    except RolledBack:
-        pass
-    return outcome["result"], outcome["ms"], len(queries)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        started = time.perf_counter()
+        result = call()
+        ms = (time.perf_counter() - started) * 1000
+        transaction.set_rollback(True)
+    return result, ms, len(queries)
 
 
 def probe(repeats: int) -> dict:

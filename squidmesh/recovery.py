@@ -19,7 +19,7 @@ scheduler every `SQUIDMESH["RECOVERY_INTERVAL"]` minutes and from
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,15 +55,7 @@ class Recovery:
     reason: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "workflow": self.workflow,
-            "status": self.status,
-            "step": self.step,
-            "attempt": self.attempt,
-            "redispatched": self.redispatched,
-            "reason": self.reason,
-        }
+        return asdict(self)
 
 
 @dataclass

@@ -12,7 +12,7 @@ scheduler when `SQUIDMESH["PRUNE_AFTER_DAYS"]` is set, and from
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from django.db import connections, transaction
@@ -49,14 +49,7 @@ class Pruned:
         )
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "cutoff": self.cutoff,
-            "dry_run": self.dry_run,
-            "runs": self.runs,
-            "step_runs": self.step_runs,
-            "attempts": self.attempts,
-            "cron_tick_failures": self.cron_tick_failures,
-        }
+        return asdict(self)
 
 
 def prune_runs(

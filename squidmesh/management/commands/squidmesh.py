@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.text import capfirst
 
 from squidmesh import api
 from squidmesh.exceptions import InvalidPayload, SquidmeshError, UnknownWorkflow
@@ -395,7 +396,7 @@ class Command(BaseCommand):
         if as_json:
             self.write_json(pruned.as_dict())
         else:
-            self.stdout.write(pruned.summary()[:1].upper() + pruned.summary()[1:] + ".")
+            self.stdout.write(capfirst(pruned.summary()) + ".")
 
     def handle_workflows(self, *, as_json: bool, **options: Any) -> None:
         summaries = [workflow_summary(workflow) for workflow in registry.all()]
