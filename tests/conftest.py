@@ -60,7 +60,7 @@ def new_cluster(transactional_db):
 
 @pytest.fixture
 def redis_broker(monkeypatch):
-    """Switch django-q2 to the real Redis at 127.0.0.1:6379 (db 5) for one test.
+    """Switch django-q2 to the real Redis at 127.0.0.1:6379 for one test.
 
     A cluster started with `new_cluster(SQUIDMESH_TEST_BROKER="redis")`
     pulls from the same queue.
@@ -69,7 +69,9 @@ def redis_broker(monkeypatch):
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "ORM", None)
-    monkeypatch.setattr(Conf, "REDIS", {"host": "127.0.0.1", "port": 6379, "db": 5})
+    monkeypatch.setattr(
+        Conf, "REDIS", {"host": "127.0.0.1", "port": 6379, "db": settings.TEST_REDIS_DB}
+    )
     broker = get_broker()
     broker.purge_queue()
     yield broker

@@ -79,11 +79,15 @@ Q_CLUSTER = {
     "label": "Django Q2",
 }
 
+# Redis db for broker tests; SQUIDMESH_TEST_REDIS_DB lets parallel checkouts
+# on one machine keep their queues apart.
+TEST_REDIS_DB = int(os.environ.get("SQUIDMESH_TEST_REDIS_DB", "5"))
+
 # Tests of the Redis broker start their cluster with SQUIDMESH_TEST_BROKER=redis
 # (the `redis_broker` fixture points the test process at the same queue).
 if os.environ.get("SQUIDMESH_TEST_BROKER") == "redis":
     del Q_CLUSTER["orm"]
-    Q_CLUSTER["redis"] = {"host": "127.0.0.1", "port": 6379, "db": 5}
+    Q_CLUSTER["redis"] = {"host": "127.0.0.1", "port": 6379, "db": TEST_REDIS_DB}
 
 # No recovery sweep schedule in the test database: clusters started by tests
 # would run it in the middle of other tests (tests/test_recovery.py turns it on).
