@@ -366,7 +366,7 @@ class Command(BaseCommand):
             )
         else:
             message = (
-                f"Idempotency key {printable(idempotency_key)!r} matched run {run.pk} of {run.workflow}, "
+                f"Idempotency key '{printable(idempotency_key)}' matched run {run.pk} of {run.workflow}, "
                 f"started {local(run.created_at)}: {run.status}"
             )
         self.finish(run, message, **options)
@@ -433,7 +433,7 @@ class Command(BaseCommand):
             message = f"Started run {run.pk} replaying {run.replayed_from_id}: {run.status}"
         else:
             message = (
-                f"Idempotency key {printable(idempotency_key)!r} matched run {run.pk}, "
+                f"Idempotency key '{printable(idempotency_key)}' matched run {run.pk}, "
                 f"which replayed {run.replayed_from_id} {local(run.created_at)}: {run.status}"
             )
         self.finish(run, message, **options)
