@@ -32,7 +32,7 @@ def events_of(run):
 
 
 def test_start__records_the_os_user_from_the_cli_with_the_reason():
-    out, _ = squidmesh_command("start", "tests.three_steps", "--reason", "backfill")
+    squidmesh_command("start", "tests.three_steps", "--reason", "backfill")
 
     run = WorkflowRun.objects.get()
     assert events_of(run) == [("started", cli_actor(), "cli", "backfill")]
