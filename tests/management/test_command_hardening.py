@@ -235,3 +235,11 @@ def test_refusal_messages_escape_control_characters():
     command = Command(stderr=stream)
     command.stderr.write(str(error.value))
     assert "\x1b" not in stream.getvalue() and "\\x1b[31m" in stream.getvalue()
+
+
+@pytest.mark.parametrize("runs", ["-1", "101", "99999999999999999999", "x"])
+def test_cron_list__runs_is_range_checked(runs):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--runs: expected an integer from 0 to 100"):
+        call_command("squidmesh_cron", "list", "--runs", runs)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,12 @@ from squidmesh.audit import EventSource, cli_actor
 from squidmesh.conf import settings
 from squidmesh.exceptions import InvalidPayload, SquidmeshError, UnknownWorkflow
 from squidmesh.lifecycle import RunStatus
+from squidmesh.management.arguments import (
+    MAX_RECOVER_LIMIT,
+    integer_between,
+    positive_days,
+    positive_seconds,
+)
 from squidmesh.management.tables import render_table
 from squidmesh.management.terminal import EscapingOutputWrapper, printable
 from squidmesh.models import WorkflowRun
@@ -61,55 +66,6 @@ def field_assignment(text: str) -> tuple[str, Any]:
         return name, json.loads(raw)
     except json.JSONDecodeError:
         return name, raw
-
-
-#: The longest span a duration argument may name: far enough for any real
-#: retention or staleness, near enough that "now minus it" is a valid date.
-MAX_YEARS = 100
-MAX_DAYS = 365 * MAX_YEARS
-MAX_SECONDS = 86400 * MAX_DAYS
-#: The largest `--limit` of `recover` (runs handled in one sweep).
-MAX_RECOVER_LIMIT = 100_000
-
-
-def positive_number(unit: str, maximum: float):
-    """Return an argparse type accepting a positive number of `unit` up to `maximum`."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not 0 < value <= maximum:  # also refuses nan and inf
-            raise argparse.ArgumentTypeError(
-                f"expected a positive number of {unit} up to {maximum:g}, got {text!r}"
-            )
-        return value
-
-    return parse
-
-
-#: `--timeout` and `recover --older-than`; `prune --older-than`.
-positive_seconds = positive_number("seconds", MAX_SECONDS)
-positive_days = positive_number("days", MAX_DAYS)
-
-
-def integer_between(minimum: int, maximum: Any):
-    """Return an argparse type accepting an integer from `minimum` to `maximum` (or its call)."""
-
-    def parse(text: str) -> int:
-        upper = maximum() if callable(maximum) else maximum
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or not minimum <= value <= upper:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer from {minimum} to {upper}, got {text!r}"
-            )
-        return value
-
-    return parse
 
 
 def moment(text: str) -> datetime:
