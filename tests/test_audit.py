@@ -244,3 +244,34 @@ def test_actor_names():
 
 def test_api_exports_resolve_run_id_and_filter_runs():
     assert {"resolve_run_id", "filter_runs"} <= set(api.__all__)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_replay_run__concurrent_double_submit_with_one_key_starts_one_replay():
+    import threading
+
+    from django.db import connections
+
+    source = squidmesh.start_run("tests.three_steps", {})
+    barrier = threading.Barrier(4)
+    outcomes = []
+
+    def replay():
+        try:
+            barrier.wait(10)
+            outcomes.append(squidmesh.replay_run(source.pk, idempotency_key="race").pk)
+        except Exception as error:  # pragma: no cover - reported by the assertion below
+            outcomes.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=replay) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert len(set(outcomes)) == 1, outcomes
+    assert WorkflowRun.objects.filter(replayed_from=source).count() == 1
+    assert RunEvent.objects.filter(run=source, kind="replayed").count() == 1
