@@ -111,7 +111,8 @@ def actor_name(user: Any) -> str:
     """Return how the audit trail names a Django user: the username, or "anonymous"."""
     if user is None or not getattr(user, "is_authenticated", False):
         return "anonymous"
-    return user.get_username()[:MAX_ACTOR_LENGTH]
+    # A custom user model may allow an empty username; the pk still says who.
+    return (user.get_username() or f"user {user.pk}")[:MAX_ACTOR_LENGTH]
 
 
 def cli_actor() -> str:
