@@ -42,7 +42,7 @@ def positive_number(unit: str, maximum: float):
             value = math.nan
         if not 0 < value <= maximum:  # also refuses nan and inf
             raise argparse.ArgumentTypeError(
-                f"expected a positive number of {unit} up to {maximum:g}, got {text!r}"
+                f"expected a positive number of {unit} up to {maximum:,.0f}, got {text!r}"
             )
         return value
 
