@@ -12,10 +12,11 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from squidmesh import signals
+from squidmesh.audit import Audit, EventKind
 from squidmesh.conf import settings
-from squidmesh.exceptions import InvalidFilter, InvalidTransition, RunNotFound
+from squidmesh.exceptions import AmbiguousRunId, InvalidFilter, InvalidTransition, RunNotFound
 from squidmesh.lifecycle import TERMINAL_STATUSES, AttemptStatus, RunStatus
-from squidmesh.models import StepAttempt, StepRun, WorkflowRun
+from squidmesh.models import RunEvent, StepAttempt, StepRun, WorkflowRun
 from squidmesh.registry import registry
 from squidmesh.runtime.executor import (
     dispatch_step,
@@ -25,7 +26,18 @@ from squidmesh.runtime.executor import (
 )
 from squidmesh.workflow.base import Workflow
 
-__all__ = ["cancel_run", "inspect_run", "list_runs", "replay_run", "start_run"]
+__all__ = [
+    "cancel_run",
+    "filter_runs",
+    "inspect_run",
+    "list_runs",
+    "replay_run",
+    "resolve_run_id",
+    "start_run",
+]
+
+#: Candidates an ambiguous run id prefix lists.
+MAX_PREFIX_CANDIDATES = 10
 
 WorkflowRef = type[Workflow] | str
 
@@ -37,6 +49,9 @@ def start_run(
     *,
     trigger: str | None = None,
     idempotency_key: str | None = None,
+    actor: Any = None,
+    reason: str | None = None,
+    source: str | None = None,
 ) -> WorkflowRun:
     """Start a run of `workflow` and return it (status `pending`).
 
@@ -49,8 +64,13 @@ def start_run(
     workflow returns the run the first call started. The returned run's
     `started_now` attribute says whether this call started it.
 
-    Raise `UnknownWorkflow`, `UnknownTrigger` or `InvalidPayload`; nothing
-    is persisted then.
+    A `started` event records `actor` (a user or a string; default
+    `"system"`), `source` (an `EventSource`; default `"api"`) and `reason`
+    in the run's audit trail, in the transaction that creates the run.
+
+    Raise `UnknownWorkflow`, `UnknownTrigger` or `InvalidPayload`, or
+    `InvalidFilter` for a bad idempotency key, actor, source or reason;
+    nothing is persisted then.
     """
     if isinstance(trigger_or_payload, str):
         if trigger is not None:
@@ -63,15 +83,17 @@ def start_run(
     definition = registry.get(workflow)
     chosen = definition.get_trigger(trigger)
     cleaned = chosen.clean_payload(payload)
+    audit = Audit.of(actor, source, reason)
     if idempotency_key is not None:
-        if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255:
-            raise InvalidFilter("idempotency_key must be a string of 1 to 255 characters")
+        _check_idempotency_key(idempotency_key)
         existing = _run_with_key(definition.name, idempotency_key)
         if existing is not None:
             existing.started_now = False
             return existing
     try:
-        return _create_run(definition, chosen.name, cleaned, idempotency_key=idempotency_key)
+        return _create_run(
+            definition, chosen.name, cleaned, idempotency_key=idempotency_key, audit=audit
+        )
     except IntegrityError:
         # A concurrent start with the same idempotency key won the insert.
         existing = _run_with_key(definition.name, idempotency_key) if idempotency_key else None
@@ -79,6 +101,13 @@ def start_run(
             raise
         existing.started_now = False
         return existing
+
+
+def _check_idempotency_key(key: Any) -> None:
+    if not isinstance(key, str) or not 0 < len(key) <= 255:
+        raise InvalidFilter(
+            "idempotency_key must be a string of 1 to 255 characters", field="idempotency_key"
+        )
 
 
 def _run_with_key(workflow: str, key: str) -> WorkflowRun | None:
@@ -94,6 +123,7 @@ def _create_run(
     idempotency_key: str | None = None,
     replayed_from: WorkflowRun | None = None,
     initial_context: Mapping[str, Any] | None = None,
+    audit: Audit | None = None,
 ) -> WorkflowRun:
     entry = definition.steps[definition.entry_step]
     now = timezone.now()
@@ -114,6 +144,17 @@ def _create_run(
         updated_at=now,
     )
     run.started_now = True
+    audit = audit or Audit()
+    if replayed_from is None:
+        audit.record(run, EventKind.STARTED)
+    else:
+        # Both ends of the replay in one INSERT.
+        RunEvent.objects.bulk_create(
+            [
+                audit.event(replayed_from, EventKind.REPLAYED, replay=str(run.pk)),
+                audit.event(run, EventKind.REPLAY_OF, source=str(replayed_from.pk)),
+            ]
+        )
     metadata = run_metadata(run)
     signals.send_after_commit(signals.run_created, run.workflow, **metadata)
     if replayed_from is not None:
@@ -128,7 +169,8 @@ def inspect_run(run_id: Any, include_history: bool = False) -> WorkflowRun:
     """Return the run with `run_id`.
 
     With `include_history`, `run.history` lists its step runs in execution
-    order, each with `attempts` in number order (three queries in all).
+    order, each with `attempts` in number order, and `run.events.all()` is
+    the audit trail, oldest first (four queries in all).
     Raise `RunNotFound` if there is no such run (or the id is malformed).
     """
     queryset = WorkflowRun.objects.all()
@@ -140,9 +182,38 @@ def inspect_run(run_id: Any, include_history: bool = False) -> WorkflowRun:
                     Prefetch("attempts", queryset=StepAttempt.objects.order_by("number"))
                 ),
                 to_attr="history",
-            )
+            ),
+            "events",
         )
     return _get_run(queryset, run_id)
+
+
+def resolve_run_id(text: str) -> uuid.UUID:
+    """Return the id of the run `text` names: a whole run id, or the start of exactly one.
+
+    A prefix is 8 or more hex digits (hyphens allowed), as the admin shows
+    and searches ids. Raise `RunNotFound` if no run matches, or
+    `AmbiguousRunId` listing the candidates if several do.
+    """
+    text = str(text).strip()
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        pass
+    candidates = list(
+        WorkflowRun.objects.with_id_prefix(text)
+        .order_by("id")
+        .values_list("id", flat=True)[: MAX_PREFIX_CANDIDATES + 1]
+    )
+    if not candidates:
+        raise RunNotFound(text)
+    if len(candidates) > 1:
+        raise AmbiguousRunId(
+            text,
+            candidates[:MAX_PREFIX_CANDIDATES],
+            more=len(candidates) > MAX_PREFIX_CANDIDATES,
+        )
+    return candidates[0]
 
 
 def _get_run(queryset, run_id: Any) -> WorkflowRun:
@@ -170,7 +241,8 @@ def list_runs(
     `workflow` may be a class or a name (runs of workflows no longer
     registered are listed too). `created_after` is inclusive,
     `created_before` exclusive. Raise `InvalidFilter` for an unknown status,
-    a bound that is not a datetime, or a limit outside 1..`SQUIDMESH['MAX_LIST_LIMIT']`.
+    a bound that is not a datetime, bounds that leave no time between them,
+    or a limit outside 1..`SQUIDMESH['MAX_LIST_LIMIT']`.
     """
     limit = settings.LIST_LIMIT if limit is None else limit
     if (
@@ -178,39 +250,81 @@ def list_runs(
         or not isinstance(limit, int)
         or not 0 < limit <= settings.MAX_LIST_LIMIT
     ):
-        raise InvalidFilter(f"limit must be an integer from 1 to {settings.MAX_LIST_LIMIT}")
-    queryset = WorkflowRun.objects.newest_first()
-    if workflow is not None:
-        name = workflow if isinstance(workflow, str) else getattr(workflow, "name", None)
-        if not isinstance(name, str):
-            raise InvalidFilter(f"workflow must be a Workflow class or a name, got {workflow!r}")
-        queryset = queryset.for_workflow(name)
-    if status is not None:
-        if status not in RunStatus.values:
-            raise InvalidFilter(f"status {status!r} is not one of {', '.join(RunStatus.values)}")
-        queryset = queryset.filter(status=status)
-    if trigger is not None:
-        if not isinstance(trigger, str):
-            raise InvalidFilter(f"trigger must be a name, got {trigger!r}")
-        queryset = queryset.for_trigger(trigger)
-    for name, bound in (("created_after", created_after), ("created_before", created_before)):
-        if bound is not None and not isinstance(bound, datetime):
-            raise InvalidFilter(f"{name} must be a datetime, got {bound!r}")
-    queryset = queryset.created_between(created_after, created_before)
+        raise InvalidFilter(
+            f"limit must be an integer from 1 to {settings.MAX_LIST_LIMIT}", field="limit"
+        )
+    queryset = filter_runs(
+        WorkflowRun.objects.newest_first(),
+        workflow=workflow,
+        status=status,
+        trigger=trigger,
+        created_after=created_after,
+        created_before=created_before,
+    )
     return list(queryset[:limit])
 
 
-def cancel_run(run_id: Any) -> WorkflowRun:
+def filter_runs(
+    queryset,
+    *,
+    workflow: WorkflowRef | None = None,
+    status: str | None = None,
+    trigger: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+):
+    """Return `queryset` narrowed by the filters of `list_runs` (which it validates).
+
+    The one place the run filters are checked, shared by `list_runs`, the
+    command and the REST API. Raise `InvalidFilter`, whose `field` names
+    the filter at fault.
+    """
+    if workflow is not None:
+        name = workflow if isinstance(workflow, str) else getattr(workflow, "name", None)
+        if not isinstance(name, str):
+            raise InvalidFilter(
+                f"workflow must be a Workflow class or a name, got {workflow!r}", field="workflow"
+            )
+        queryset = queryset.for_workflow(name)
+    if status is not None:
+        if status not in RunStatus.values:
+            raise InvalidFilter(
+                f"status {status!r} is not one of {', '.join(RunStatus.values)}", field="status"
+            )
+        queryset = queryset.with_status(status)
+    if trigger is not None:
+        if not isinstance(trigger, str):
+            raise InvalidFilter(f"trigger must be a name, got {trigger!r}", field="trigger")
+        queryset = queryset.for_trigger(trigger)
+    for name, bound in (("created_after", created_after), ("created_before", created_before)):
+        if bound is not None and not isinstance(bound, datetime):
+            raise InvalidFilter(f"{name} must be a datetime, got {bound!r}", field=name)
+    if created_after is not None and created_before is not None and created_after >= created_before:
+        raise InvalidFilter(
+            "created_before must be later than created_after", field="created_before"
+        )
+    return queryset.created_between(created_after, created_before)
+
+
+def cancel_run(
+    run_id: Any, *, actor: Any = None, reason: str | None = None, source: str | None = None
+) -> WorkflowRun:
     """Cancel the run and return it.
 
     A pending run, or an active run with no step executing (waiting or
     between retries), becomes `cancelled` at once. A run whose step is
     executing becomes `cancelling`; its next delivery makes it `cancelled`
     and nothing further is dispatched. Cancelling a `cancelling` run
-    returns it unchanged. Works for runs of workflows no longer registered.
+    returns it unchanged (and records nothing). Works for runs of workflows
+    no longer registered.
 
-    Raise `RunNotFound`, or `InvalidTransition` if the run already ended.
+    A `cancelled` or `cancel_requested` event records `actor`, `source`
+    and `reason` (see `start_run`) in the transaction of the change.
+
+    Raise `RunNotFound`, `InvalidTransition` if the run already ended, or
+    `InvalidFilter` for a bad actor, source or reason.
     """
+    audit = Audit.of(actor, source, reason)
     with transaction.atomic():
         run = _get_run(WorkflowRun.objects.select_for_update(), run_id)
         if run.status in TERMINAL_STATUSES:
@@ -221,31 +335,72 @@ def cancel_run(run_id: Any) -> WorkflowRun:
             )
         if run.status == RunStatus.CANCELLING:
             return run
+        previous = run.status
         if run.status == RunStatus.PENDING:
             finish_cancellation(run)
-            return run
-        transition_run(run, RunStatus.CANCELLING)
-        executing = StepAttempt.objects.filter(run=run, status=AttemptStatus.RUNNING).exists()
-        if not executing:
-            # Nothing is running (a wait or a retry backoff): the queued
-            # delivery will find a terminal run and do nothing.
-            finish_cancellation(run)
+        else:
+            transition_run(run, RunStatus.CANCELLING)
+            executing = StepAttempt.objects.filter(run=run, status=AttemptStatus.RUNNING).exists()
+            if not executing:
+                # Nothing is running (a wait or a retry backoff): the queued
+                # delivery will find a terminal run and do nothing.
+                finish_cancellation(run)
+        kind = EventKind.CANCELLED if run.is_terminal else EventKind.CANCEL_REQUESTED
+        audit.record(run, kind, from_status=previous)
         return run
 
 
-def replay_run(run_id: Any) -> WorkflowRun:
+def replay_run(
+    run_id: Any,
+    *,
+    idempotency_key: str | None = None,
+    actor: Any = None,
+    reason: str | None = None,
+    source: str | None = None,
+) -> WorkflowRun:
     """Start a new run with the source run's workflow, trigger and payload.
 
     The new run links to its source (`replayed_from`) and starts at the
-    entry step; the source is untouched. Raise `RunNotFound`,
-    `UnknownWorkflow` if the workflow is no longer registered, or
-    `UnknownTrigger` / `InvalidPayload` if the definition changed since.
+    entry step; the source is untouched but for its audit trail: a
+    `replayed` event on the source and a `replay_of` event on the new run
+    record `actor`, `source` and `reason` (see `start_run`).
+
+    With `idempotency_key`, a second replay of the same run with the same
+    key returns the replay the first one started (`started_now` is False),
+    so a double submit starts one run.
+
+    Raise `RunNotFound`, `UnknownWorkflow` if the workflow is no longer
+    registered, `UnknownTrigger` / `InvalidPayload` if the definition
+    changed since, or `InvalidFilter` for a bad actor, source or reason, or
+    a key already used by a run that is not a replay of this one.
     """
+    audit = Audit.of(actor, source, reason)
+    if idempotency_key is not None:
+        _check_idempotency_key(idempotency_key)
     with transaction.atomic():
         # The row lock keeps `prune_runs` from deleting the source under the
-        # new run's reference (it skips locked rows).
-        source = _get_run(WorkflowRun.objects.select_for_update(no_key=True), run_id)
-        definition = registry.get(source.workflow)
-        trigger = definition.get_trigger(source.trigger)
-        payload = trigger.clean_payload(source.payload)
-        return _create_run(definition, trigger.name, payload, replayed_from=source)
+        # new run's reference (it skips locked rows), and serializes two
+        # replays of one run, so the second sees the first one's key.
+        source_run = _get_run(WorkflowRun.objects.select_for_update(no_key=True), run_id)
+        if idempotency_key is not None:
+            existing = _run_with_key(source_run.workflow, idempotency_key)
+            if existing is not None:
+                if existing.replayed_from_id != source_run.pk:
+                    raise InvalidFilter(
+                        f"Idempotency key {idempotency_key!r} was used by run {existing.pk}, "
+                        f"which is not a replay of run {source_run.pk}.",
+                        field="idempotency_key",
+                    )
+                existing.started_now = False
+                return existing
+        definition = registry.get(source_run.workflow)
+        trigger = definition.get_trigger(source_run.trigger)
+        payload = trigger.clean_payload(source_run.payload)
+        return _create_run(
+            definition,
+            trigger.name,
+            payload,
+            idempotency_key=idempotency_key,
+            replayed_from=source_run,
+            audit=audit,
+        )

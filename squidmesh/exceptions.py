@@ -7,6 +7,7 @@ from typing import Any
 
 __all__ = [
     "AlreadyRegistered",
+    "AmbiguousRunId",
     "DeliveryDeferred",
     "InvalidFilter",
     "InvalidPayload",
@@ -92,6 +93,19 @@ class RunNotFound(SquidmeshError):
         super().__init__(f"Run {run_id!s} not found.")
 
 
+class AmbiguousRunId(SquidmeshError):
+    """Several runs have ids that start with this prefix."""
+
+    def __init__(self, prefix: str, candidates: Sequence[Any], *, more: bool = False):
+        self.prefix = prefix
+        self.candidates = list(candidates)
+        listed = ", ".join(str(candidate) for candidate in self.candidates)
+        super().__init__(
+            f"Run id prefix {prefix!r} matches several runs: {listed}{', …' if more else ''}. "
+            "Give more characters."
+        )
+
+
 class InvalidTransition(SquidmeshError):
     """The run's status does not allow this operation."""
 
@@ -103,6 +117,11 @@ class InvalidTransition(SquidmeshError):
 
 class InvalidFilter(SquidmeshError):
     """A list filter or limit is not acceptable."""
+
+    def __init__(self, message: str | None = None, *, field: str | None = None):
+        #: The argument (or query parameter) at fault, when there is one.
+        self.field = field
+        super().__init__(message)
 
 
 class DeliveryDeferred(SquidmeshError):

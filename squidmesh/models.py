@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from squidmesh.audit import EventKind, EventSource
 from squidmesh.lifecycle import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -20,7 +21,7 @@ from squidmesh.lifecycle import (
 )
 from squidmesh.querysets import AttemptQuerySet, StepRunQuerySet, WorkflowRunQuerySet
 
-__all__ = ["CronTickFailure", "StepAttempt", "StepRun", "WorkflowRun"]
+__all__ = ["CronTickFailure", "RunEvent", "StepAttempt", "StepRun", "WorkflowRun"]
 
 
 class WorkflowRun(models.Model):
@@ -235,3 +236,39 @@ class CronTickFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workflow}:{self.trigger} at {self.intended_at.isoformat()}"
+
+
+class RunEvent(models.Model):
+    """One entry of a run's audit trail: an operator action or a system intervention."""
+
+    Kind = EventKind
+    Source = EventSource
+
+    run = models.ForeignKey(
+        WorkflowRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="events"
+    )
+    kind = models.CharField(_("kind"), max_length=40, choices=EventKind.choices)
+    actor = models.CharField(
+        _("actor"),
+        max_length=200,
+        help_text=_("A username, `cli:<os user>` for the commands, or `system`."),
+    )
+    source = models.CharField(_("source"), max_length=20, choices=EventSource.choices)
+    reason = models.TextField(_("reason"), blank=True)
+    data = models.JSONField(
+        _("data"),
+        default=dict,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text=_("Details of the event, e.g. the id of the replay a replay started."),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("run event")
+        verbose_name_plural = _("run events")
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["run", "created_at"], name="squidmesh_event_run")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.actor} ({self.source})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,23 @@ from squidmesh.lifecycle import ACTIVE_STATUSES, TERMINAL_STATUSES, AttemptStatu
 if TYPE_CHECKING:
     from squidmesh.models import WorkflowRun
 
-__all__ = ["AttemptQuerySet", "StepRunQuerySet", "WorkflowRunQuerySet"]
+__all__ = ["AttemptQuerySet", "StepRunQuerySet", "WorkflowRunQuerySet", "run_id_range"]
+
+#: A run id prefix as the admin list shows it (8 hex digits) or longer, hyphens allowed.
+RUN_ID_PREFIX = re.compile(r"^[0-9a-fA-F]{8}[0-9a-fA-F-]{0,28}$")
+
+
+def run_id_range(word: str) -> models.Q | None:
+    """Return the primary-key range of run ids starting with `word`, if it looks like one."""
+    if not RUN_ID_PREFIX.match(word):
+        return None
+    digits = word.replace("-", "").lower()
+    if len(digits) > 32:
+        return None
+    # UUIDs order like their hex digits on Postgres (uuid) and SQLite (char(32)).
+    return models.Q(
+        pk__gte=uuid.UUID(digits.ljust(32, "0")), pk__lte=uuid.UUID(digits.ljust(32, "f"))
+    )
 
 
 class WorkflowRunQuerySet(models.QuerySet):
@@ -47,6 +64,11 @@ class WorkflowRunQuerySet(models.QuerySet):
 
     def newest_first(self) -> WorkflowRunQuerySet:
         return self.order_by("-created_at", "-id")
+
+    def with_id_prefix(self, prefix: str) -> WorkflowRunQuerySet:
+        """Return the runs whose id starts with `prefix` (8+ hex digits; none otherwise)."""
+        id_range = run_id_range(prefix)
+        return self.none() if id_range is None else self.filter(id_range)
 
     def stale(self, older_than: timedelta) -> WorkflowRunQuerySet:
         """Return active runs not updated for `older_than` (candidates for recovery)."""

@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from squidmesh.audit import SYSTEM, Audit, EventKind, EventSource
 from squidmesh.conf import settings
 from squidmesh.exceptions import UnknownWorkflow
 from squidmesh.lifecycle import TERMINAL_STATUSES, AttemptStatus, RunStatus, StepStatus
@@ -157,6 +158,10 @@ def _recover(run: WorkflowRun | None, cutoff: datetime, dry_run: bool) -> Recove
         return outcome(attempt, True, "delivery overdue (dry run: not queued)")
     dispatch_step(run, step or run.current_step, attempt, None)
     WorkflowRun.objects.save_progress(run)  # moves updated_at: one redispatch per period
+    # One INSERT per redispatch, which is rare: the trail shows why a step ran again.
+    Audit(actor=SYSTEM, source=EventSource.RECOVERY).record(
+        run, EventKind.REDISPATCHED, step=run.current_step, attempt=attempt
+    )
     logger.warning(
         "Redispatched attempt %s of step %r of %s run %s: no progress since %s.",
         attempt,

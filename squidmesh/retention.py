@@ -19,7 +19,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from squidmesh.conf import settings
-from squidmesh.models import CronTickFailure, StepAttempt, StepRun, WorkflowRun
+from squidmesh.models import CronTickFailure, RunEvent, StepAttempt, StepRun, WorkflowRun
 
 __all__ = ["Pruned", "prune_runs", "sync_prune_schedule"]
 
@@ -123,9 +123,10 @@ def _delete_batch(expired, batch_size: int, pruned: Pruned, *, after=None):
         marks = ", ".join(["%s"] * len(values))
         table = {
             model: connection.ops.quote_name(model._meta.db_table)
-            for model in (StepAttempt, StepRun, WorkflowRun)
+            for model in (RunEvent, StepAttempt, StepRun, WorkflowRun)
         }
         with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table[RunEvent]} WHERE run_id IN ({marks})", values)
             cursor.execute(f"DELETE FROM {table[StepAttempt]} WHERE run_id IN ({marks})", values)
             pruned.attempts += cursor.rowcount
             cursor.execute(f"DELETE FROM {table[StepRun]} WHERE run_id IN ({marks})", values)

@@ -436,6 +436,7 @@ def _start_tick(
 ) -> tuple[WorkflowRun, bool]:
     """Start the run of a tick through the API's run creation; return it and whether it is new."""
     from squidmesh.api import _create_run, _run_with_key
+    from squidmesh.audit import SYSTEM, Audit, EventSource
 
     definition = default_registry.get(workflow)
     chosen = definition.get_trigger(trigger)
@@ -473,6 +474,7 @@ def _start_tick(
             payload,
             idempotency_key=key,
             initial_context={CONTEXT_KEY: metadata},
+            audit=Audit(actor=SYSTEM, source=EventSource.CRON),
         )
     except IntegrityError:
         # The same tick delivered concurrently (two workers, two clusters) won the insert.

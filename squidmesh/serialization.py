@@ -8,10 +8,17 @@ from typing import TYPE_CHECKING, Any
 from django.utils import timezone
 
 if TYPE_CHECKING:
-    from squidmesh.models import StepAttempt, StepRun, WorkflowRun
+    from squidmesh.models import RunEvent, StepAttempt, StepRun, WorkflowRun
     from squidmesh.workflow.base import Workflow
 
-__all__ = ["attempt_detail", "run_detail", "run_summary", "step_run_detail", "workflow_summary"]
+__all__ = [
+    "attempt_detail",
+    "event_detail",
+    "run_detail",
+    "run_summary",
+    "step_run_detail",
+    "workflow_summary",
+]
 
 
 def run_summary(run: WorkflowRun) -> dict[str, Any]:
@@ -38,18 +45,23 @@ def run_summary(run: WorkflowRun) -> dict[str, Any]:
 
 
 def run_detail(run: WorkflowRun, *, include_history: bool = False) -> dict[str, Any]:
-    """Return the summary plus payload, context, last error and history.
+    """Return the summary plus payload, context, last error, history and events.
 
-    `history` is None unless `include_history`, which needs a run returned
-    by `inspect_run(..., include_history=True)`.
+    `history` and `events` (the audit trail, oldest first) are None unless
+    `include_history`, which needs a run returned by
+    `inspect_run(..., include_history=True)`.
     """
-    history = [step_run_detail(step_run) for step_run in run.history] if include_history else None
+    history = events = None
+    if include_history:
+        history = [step_run_detail(step_run) for step_run in run.history]
+        events = [event_detail(event) for event in run.events.all()]
     return {
         **run_summary(run),
         "payload": run.payload,
         "context": run.context,
         "last_error": run.last_error,
         "history": history,
+        "events": events,
     }
 
 
@@ -78,6 +90,17 @@ def attempt_detail(attempt: StepAttempt) -> dict[str, Any]:
         "finished_at": _timestamp(attempt.finished_at),
         "duration_seconds": _seconds(attempt.duration),
         "worker": attempt.worker,
+    }
+
+
+def event_detail(event: RunEvent) -> dict[str, Any]:
+    return {
+        "kind": event.kind,
+        "actor": event.actor,
+        "source": event.source,
+        "reason": event.reason,
+        "data": event.data,
+        "created_at": _timestamp(event.created_at),
     }
 
 

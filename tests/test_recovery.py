@@ -318,7 +318,7 @@ def test_command__bad_threshold_is_refused_with_the_reason(args):
 
 
 def test_command__bad_limit_is_refused():
-    with pytest.raises(CommandError, match="--limit must be a positive integer"):
+    with pytest.raises(CommandError, match="--limit: expected an integer from 1 to 100000"):
         call_command("squidmesh", "recover", "--limit", "0")
 
 

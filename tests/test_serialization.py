@@ -50,8 +50,16 @@ def test_run_detail__adds_payload_context_error_and_history():
     plain = run_detail(squidmesh.inspect_run(run.pk))
     full = run_detail(squidmesh.inspect_run(run.pk, include_history=True), include_history=True)
 
-    assert list(plain) == [*SUMMARY_KEYS, "payload", "context", "last_error", "history"]
+    assert list(plain) == [
+        *SUMMARY_KEYS,
+        "payload",
+        "context",
+        "last_error",
+        "history",
+        "events",
+    ]
     assert plain["history"] is None
+    assert plain["events"] is None
     assert [step["step"] for step in full["history"]] == ["a", "b", "c"]
     assert list(full["history"][0]["attempts"][0]) == [
         "number",

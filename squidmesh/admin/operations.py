@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -15,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from squidmesh import api
+from squidmesh.audit import EventSource
 from squidmesh.exceptions import SquidmeshError
 from squidmesh.lifecycle import RunStatus
 from squidmesh.models import WorkflowRun
@@ -25,6 +28,8 @@ __all__ = ["CANCEL", "OPERATIONS", "REPLAY", "Operation", "perform", "render_con
 #: Most runs one action may touch: each is its own API call (and transaction)
 #: inside one HTTP request, so "select all 1,000,000" must be refused.
 MAX_RUNS_PER_ACTION = 100
+#: The one-time token of a confirmation form (`render_confirmation`).
+CONFIRMATION_TOKEN = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True)
@@ -56,9 +61,30 @@ def _replay_problem(run: WorkflowRun) -> str | None:
     return None
 
 
+def _audit(request) -> dict[str, object]:
+    """Return the `actor`, `source` and `reason` of an operation confirmed in `request`."""
+    return {
+        "actor": request.user,
+        "source": EventSource.ADMIN,
+        "reason": request.POST.get("reason", "").strip(),
+    }
+
+
+def replay_key(request, run: WorkflowRun) -> str | None:
+    """Return the idempotency key of replaying `run` from the confirmation form in `request`.
+
+    The form's one-time token makes it single-use: a second POST of the same
+    form (a double click, a resubmit after "back") finds the replay the first
+    one started instead of starting another. The database's unique key
+    settles even two concurrent POSTs.
+    """
+    token = request.POST.get("confirmation", "")
+    return f"admin:{token}:{run.pk}" if CONFIRMATION_TOKEN.match(token) else None
+
+
 def _apply_cancel(modeladmin, request, run: WorkflowRun) -> tuple[int, SafeString, WorkflowRun]:
     before = run.status
-    after = api.cancel_run(run.pk)
+    after = api.cancel_run(run.pk, **_audit(request))
     link = run_link(after)
     if before == RunStatus.CANCELLING:
         return messages.INFO, format_html(_("Run {} was already cancelling."), link), after
@@ -80,7 +106,14 @@ def _apply_cancel(modeladmin, request, run: WorkflowRun) -> tuple[int, SafeStrin
 
 
 def _apply_replay(modeladmin, request, run: WorkflowRun) -> tuple[int, SafeString, WorkflowRun]:
-    replay = api.replay_run(run.pk)
+    replay = api.replay_run(run.pk, idempotency_key=replay_key(request, run), **_audit(request))
+    if not replay.started_now:
+        message = format_html(
+            _("Run {} was already replayed as run {} by this confirmation; no new run started."),
+            run_link(run),
+            run_link(replay),
+        )
+        return messages.INFO, message, replay
     modeladmin.log_change(request, run, _("Replayed from the admin as run %s.") % replay.pk)
     modeladmin.log_addition(request, replay, _("Replay of run %s started from the admin.") % run.pk)
     message = format_html(
@@ -171,6 +204,8 @@ def render_confirmation(
         "applicable": sum(1 for _run, problem in rows if problem is None),
         "action": action,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        # Makes the form single-use for replays (`replay_key`).
+        "confirmation": uuid.uuid4().hex,
         "media": modeladmin.media,
     }
     request.current_app = modeladmin.admin_site.name

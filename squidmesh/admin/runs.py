@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from functools import reduce
 from operator import and_
@@ -40,14 +39,13 @@ from squidmesh.admin.operations import (
 from squidmesh.admin.pagination import RunPaginator
 from squidmesh.exceptions import RunNotFound
 from squidmesh.models import WorkflowRun
+from squidmesh.querysets import run_id_range as _run_id_range
 from squidmesh.registry import registry
 
 __all__ = ["WorkflowRunAdmin"]
 
 #: Shown in the run detail; later replays are reached through the filtered list.
 MAX_REPLAYS_LISTED = 20
-#: A run id prefix as shown in the list (8 hex digits) or longer, hyphens allowed.
-RUN_ID_PREFIX = re.compile(r"^[0-9a-fA-F]{8}[0-9a-fA-F-]{0,28}$")
 #: The JSON columns are not shown in the list; a context may be megabytes.
 LIST_DEFERRED_FIELDS = ("payload", "context", "last_error")
 
@@ -282,9 +280,10 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         run = super().get_object(request, object_id, from_field)
         if run is not None:
             try:
-                run.history = api.inspect_run(run.pk, include_history=True).history
+                inspected = api.inspect_run(run.pk, include_history=True)
             except RunNotFound:  # deleted in between
                 return None
+            run.history, run.event_list = inspected.history, list(inspected.events.all())
         return run
 
     @admin.display(description=gettext_lazy("run id"))
@@ -362,9 +361,13 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         history = getattr(run, "history", None)
         if history is None:  # a run object not loaded through inspect_run
             history = api.inspect_run(run.pk, include_history=True).history
+        events = getattr(run, "event_list", None)
+        if events is None:
+            events = list(run.events.all())
         context = {
             "run": run,
             "history": history,
+            "events": events,
             "diagram": None,
             "unknown_steps": [],
             "workflow_registered": registry.is_registered(run.workflow),
@@ -462,17 +465,6 @@ def _timestamp(moment, *, seconds_fraction=False):
     else:  # strftime: the list renders two per row, date_format costs 5x more
         text = local.strftime("%Y-%m-%d %H:%M:%S")
     return format_html('<time datetime="{}">{}</time>', moment.isoformat(), text)
-
-
-def _run_id_range(word: str) -> Q | None:
-    """Return the primary-key range of run ids starting with `word`, if it looks like one."""
-    if not RUN_ID_PREFIX.match(word):
-        return None
-    digits = word.replace("-", "").lower()
-    if len(digits) > 32:
-        return None
-    # UUIDs order like their hex digits on Postgres (uuid) and SQLite (char(32)).
-    return Q(pk__gte=uuid.UUID(digits.ljust(32, "0")), pk__lte=uuid.UUID(digits.ljust(32, "f")))
 
 
 def _is_uuid(value: str) -> bool:

@@ -183,9 +183,7 @@ class StepExecutor:
         workflow = registry.get(run.workflow)
         step = workflow.steps.get(self.step_name)
         if step is None:
-            error = {"type": "UnknownStep", "message": f"step {self.step_name!r} no longer exists"}
-            transition_run(run, RunStatus.FAILED, last_error=error, scheduled_for=None)
-            return Skip(error["message"])
+            return self._fail_removed_step(run)
 
         step_run = StepRun.objects.get(pk=run.step_run_id) if run.step_run_id else None
         latest = step_run.attempts.order_by("-number").first() if step_run else None
@@ -217,6 +215,43 @@ class StepExecutor:
             )
         self._send(signals.step_started, run)
         return Claim(run, workflow, step, step_run, attempt)
+
+    def _fail_removed_step(self, run: WorkflowRun) -> Skip:
+        """Fail a run whose current step a deploy removed: no worker can run it any more.
+
+        Its step run and an attempt a dead worker left open end with the run,
+        so that nothing is shown as still retrying or running. Raise
+        `DeliveryDeferred` while that attempt may still be live (an old
+        worker finishing the step): its redelivery fails the run.
+        """
+        message = (
+            f"step {self.step_name!r} no longer exists in workflow {run.workflow!r} "
+            "(a deploy removed it while the run was at it)"
+        )
+        error = {"type": "UnknownStep", "message": message}
+        step_run = StepRun.objects.filter(pk=run.step_run_id).first() if run.step_run_id else None
+        if step_run is not None:
+            running = step_run.attempts.filter(status=AttemptStatus.RUNNING).first()
+            if running is not None:
+                if not presumed_dead(running, None):
+                    raise DeliveryDeferred(
+                        f"Attempt {running.number} of removed step {self.step_name!r} in run "
+                        f"{run.pk} is still running in another worker."
+                    )
+                StepAttempt.objects.close(
+                    running, AttemptStatus.INTERRUPTED, error=_interrupted(running)
+                )
+            StepRun.objects.filter(pk=step_run.pk).exclude(
+                status__in=(StepStatus.COMPLETED, StepStatus.FAILED)
+            ).update(status=StepStatus.FAILED, last_error=error, finished_at=timezone.now())
+        transition_run(run, RunStatus.FAILED, last_error=error, scheduled_for=None)
+        logger.warning(
+            "Run %s failed: %s.",
+            run.pk,
+            message,
+            extra={"run_id": str(run.pk), "workflow": run.workflow, "step": self.step_name},
+        )
+        return Skip(message)
 
     def _close_dead_attempt(self, run: WorkflowRun) -> None:
         """Close the attempt a dead worker left running before a cancelling run ends.

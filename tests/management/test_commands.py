@@ -240,9 +240,10 @@ def test_runs__filters_and_limit_with_json():
     ("args", "message"),
     [
         (["--status", "bogus"], "argument --status: invalid choice: 'bogus'"),
-        (["--limit", "many"], "argument --limit: invalid int value"),
+        (["--limit", "many"], "argument --limit: expected an integer from 1 to 1000, got 'many'"),
         (["--created-after", "last week"], "'last week' is not an ISO-8601 date or datetime"),
-        (["--limit", "0"], "limit must be an integer from 1 to 1000"),
+        (["--limit", "0"], "argument --limit: expected an integer from 1 to 1000, got '0'"),
+        (["--limit", "1001"], "argument --limit: expected an integer from 1 to 1000"),
     ],
 )
 def test_runs__bad_filters_exit_non_zero_with_a_message(args, message):

@@ -13,6 +13,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from squidmesh.audit import EventKind, EventSource
 from squidmesh.lifecycle import AttemptStatus, RunStatus, StepStatus
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ErrorSerializer",
     "RunDetailQuerySerializer",
     "RunDetailSerializer",
+    "RunEventSerializer",
     "RunFilterSerializer",
     "RunSerializer",
     "RunStartSerializer",
@@ -87,6 +89,19 @@ class StepRunSerializer(serializers.Serializer):
     attempts = AttemptSerializer(many=True, read_only=True)
 
 
+class RunEventSerializer(serializers.Serializer):
+    """An entry of the run's audit trail (`squidmesh.serialization.event_detail`)."""
+
+    kind = serializers.ChoiceField(EventKind.choices, read_only=True)
+    actor = serializers.CharField(
+        read_only=True, help_text="A username, `cli:<os user>` or `system`."
+    )
+    source = serializers.ChoiceField(EventSource.choices, read_only=True)
+    reason = serializers.CharField(read_only=True)
+    data = ObjectField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+
 class RunSerializer(serializers.Serializer):
     """A run as listed (`squidmesh.serialization.run_summary`)."""
 
@@ -137,6 +152,13 @@ class RunDetailSerializer(RunSerializer):
         allow_null=True,
         help_text="Step runs in execution order with their attempts; null unless requested.",
     )
+    events = RunEventSerializer(
+        many=True,
+        read_only=True,
+        allow_null=True,
+        help_text="The audit trail (who started, cancelled or replayed the run), oldest "
+        "first; null unless the history is requested.",
+    )
 
 
 class RunStartSerializer(serializers.Serializer):
@@ -180,13 +202,8 @@ class RunFilterSerializer(serializers.Serializer):
         required=False, help_text="Runs created strictly before this ISO-8601 time."
     )
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        after, before = attrs.get("created_after"), attrs.get("created_before")
-        if after is not None and before is not None and after >= before:
-            raise serializers.ValidationError(
-                {"created_before": ["Must be later than created_after."]}
-            )
-        return attrs
+    # The bounds are checked together by `squidmesh.api.filter_runs`, which the
+    # view calls: one check for the API, the command and REST.
 
 
 class RunDetailQuerySerializer(serializers.Serializer):

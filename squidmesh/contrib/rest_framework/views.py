@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from squidmesh import api
+from squidmesh.audit import EventSource
 from squidmesh.contrib.rest_framework.exceptions import Conflict, payload_errors
 from squidmesh.contrib.rest_framework.pagination import RunCursorPagination
 from squidmesh.contrib.rest_framework.permissions import permissions_for
@@ -51,6 +52,14 @@ INVALID = OpenApiResponse(
 )
 RUN_ID = OpenApiParameter(
     "id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The run's id."
+)
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="1 to 255 characters. A second request with the same key returns the run "
+    "the first one started (200) instead of starting another.",
 )
 
 
@@ -163,21 +172,11 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
         return self.get_paginated_response(serializer.data)
 
     @staticmethod
-    def filter_runs(
-        queryset,
-        workflow: str | None = None,
-        status: str | None = None,
-        trigger: str | None = None,
-        created_after=None,
-        created_before=None,
-    ):
-        if workflow is not None:
-            queryset = queryset.for_workflow(workflow)
-        if status is not None:
-            queryset = queryset.with_status(status)
-        if trigger is not None:
-            queryset = queryset.for_trigger(trigger)
-        return queryset.created_between(created_after, created_before)
+    def filter_runs(queryset, **filters: Any):
+        try:
+            return api.filter_runs(queryset, **filters)
+        except InvalidFilter as error:
+            raise ValidationError({error.field or "non_field_errors": [str(error)]}) from None
 
     @document(
         summary="Inspect a run",
@@ -196,7 +195,9 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
     @document(
         summary="Start a run",
         description="Validate the payload against the trigger's contract and start a run "
-        "(status `pending`). Nothing is stored when the request is refused.",
+        "(status `pending`). Nothing is stored when the request is refused. The idempotency "
+        "key may come in the body or the `Idempotency-Key` header; both must then agree.",
+        parameters=[IDEMPOTENCY_KEY],
         request=RunStartSerializer,
         responses={
             201: OpenApiResponse(RunDetailSerializer, description="The run was started."),
@@ -212,12 +213,15 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
         serializer = RunStartSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        key = self.idempotency_key(request, body=data.get("idempotency_key"))
         try:
             run = api.start_run(
                 data["workflow"],
                 trigger=data.get("trigger"),
                 payload=data.get("payload"),
-                idempotency_key=data.get("idempotency_key"),
+                idempotency_key=key,
+                actor=request.user,
+                source=EventSource.REST,
             )
         except UnknownWorkflow as error:
             raise ValidationError({"workflow": [str(error)]}) from None
@@ -226,7 +230,7 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
         except InvalidPayload as error:
             raise ValidationError({"payload": payload_errors(error)}) from None
         except InvalidFilter as error:
-            raise ValidationError({"idempotency_key": [str(error)]}) from None
+            raise ValidationError({error.field or "idempotency_key": [str(error)]}) from None
         # start_run returns the earlier run when the idempotency key matched one.
         return self.run_response(
             run, code=status.HTTP_201_CREATED if run.started_now else status.HTTP_200_OK
@@ -252,7 +256,7 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
     def cancel(self, request: Request, pk: str) -> Response:
         self.get_run(pk)
         try:
-            run = api.cancel_run(pk)
+            run = api.cancel_run(pk, actor=request.user, source=EventSource.REST)
         except RunNotFound as error:
             raise NotFound(str(error)) from None
         except InvalidTransition as error:
@@ -262,12 +266,19 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
     @document(
         summary="Replay a run",
         description="Start a new run with the source run's workflow, trigger and payload, "
-        "linked through `replayed_from`. The source run is untouched.",
+        "linked through `replayed_from`. The source run is untouched. With an "
+        "`Idempotency-Key` header, a repeated request returns the replay the first one "
+        "started (200), so a double submit starts one run.",
         operation_id="runs_replay",
-        parameters=[RUN_ID],
+        parameters=[RUN_ID, IDEMPOTENCY_KEY],
         request=None,
         responses={
             201: OpenApiResponse(RunDetailSerializer, description="The new run."),
+            200: OpenApiResponse(
+                RunDetailSerializer,
+                description="The idempotency key matched a replay started earlier; that run.",
+            ),
+            400: INVALID,
             403: DENIED,
             404: NOT_FOUND,
             409: OpenApiResponse(
@@ -280,15 +291,45 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def replay(self, request: Request, pk: str) -> Response:
         self.get_run(pk)
+        key = self.idempotency_key(request)
         try:
-            run = api.replay_run(pk)
+            run = api.replay_run(
+                pk, idempotency_key=key, actor=request.user, source=EventSource.REST
+            )
         except RunNotFound as error:
             raise NotFound(str(error)) from None
+        except InvalidFilter as error:
+            raise ValidationError({IDEMPOTENCY_HEADER: [str(error)]}) from None
         except (UnknownWorkflow, UnknownTrigger) as error:
             raise Conflict({"detail": str(error)}) from None
         except InvalidPayload as error:
             raise Conflict({"detail": str(error), "payload": payload_errors(error)}) from None
-        return self.run_response(run, code=status.HTTP_201_CREATED)
+        return self.run_response(
+            run, code=status.HTTP_201_CREATED if run.started_now else status.HTTP_200_OK
+        )
+
+    @staticmethod
+    def idempotency_key(request: Request, *, body: str | None = None) -> str | None:
+        """Return the request's idempotency key: the header, or the body's `idempotency_key`.
+
+        Both may be given only with the same value; a mismatch is a 400, as
+        guessing which one the client meant could start a duplicate run.
+        """
+        header = request.headers.get(IDEMPOTENCY_HEADER)
+        if header is None:
+            return body
+        if not 0 < len(header) <= 255:
+            raise ValidationError({IDEMPOTENCY_HEADER: ["Must be 1 to 255 characters."]})
+        if body is not None and body != header:
+            raise ValidationError(
+                {
+                    "idempotency_key": [
+                        f"Differs from the {IDEMPOTENCY_HEADER} header; send one, or the same "
+                        "value in both."
+                    ]
+                }
+            )
+        return header
 
     def get_run(self, run_id: str, *, include_history: bool = False) -> WorkflowRun:
         """Return the run for the URL, after the object-level permission checks."""

@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import capfirst
 
 from squidmesh import api
+from squidmesh.audit import EventSource, cli_actor
+from squidmesh.conf import settings
 from squidmesh.exceptions import InvalidPayload, SquidmeshError, UnknownWorkflow
 from squidmesh.lifecycle import RunStatus
+from squidmesh.management.arguments import (
+    MAX_RECOVER_LIMIT,
+    integer_between,
+    positive_days,
+    positive_seconds,
+)
 from squidmesh.management.tables import render_table
+from squidmesh.management.terminal import EscapingOutputWrapper, printable
 from squidmesh.models import WorkflowRun
 from squidmesh.recovery import recover_runs
 from squidmesh.registry import registry
@@ -60,26 +68,6 @@ def field_assignment(text: str) -> tuple[str, Any]:
         return name, raw
 
 
-def positive_number(unit: str):
-    """Return an argparse type accepting a positive, finite number of `unit`."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not value > 0 or math.isinf(value):
-            raise argparse.ArgumentTypeError(f"expected a positive number of {unit}, got {text!r}")
-        return value
-
-    return parse
-
-
-#: `--timeout` and `recover --older-than`; `prune --older-than`.
-positive_seconds = positive_number("seconds")
-positive_days = positive_number("days")
-
-
 def moment(text: str) -> datetime:
     """argparse type of `--created-after/--created-before`: ISO-8601, local time if naive."""
     try:
@@ -90,7 +78,13 @@ def moment(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO-8601 date or datetime (e.g. 2025-01-31 or 2025-01-31T08:00Z)"
         )
-    return value if timezone.is_aware(value) else timezone.make_aware(value)
+    try:
+        value = value if timezone.is_aware(value) else timezone.make_aware(value)
+        # The database compares in UTC: 0001-01-01T00:00+01:00 has no UTC time.
+        value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is out of the range of dates") from None
+    return value
 
 
 class SubcommandParser(CommandParser):
@@ -102,6 +96,13 @@ class SubcommandParser(CommandParser):
     """
 
     _intermixing = False
+
+    def error(self, message: str):
+        # One line on the command line (exit status 2): the usage synopsis
+        # of a subcommand spans several lines and buries the message.
+        if self.called_from_command_line:
+            self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        super().error(message)
 
     def parse_known_args(self, args=None, namespace=None):
         if self._intermixing:
@@ -145,6 +146,7 @@ class Command(BaseCommand):
             "--idempotency-key",
             help="A second start with the same key returns the run the first one started.",
         )
+        self.add_reason_argument(start)
         self.add_wait_arguments(start)
         self.add_json_argument(start)
 
@@ -159,22 +161,32 @@ class Command(BaseCommand):
             "--created-before", type=moment, metavar="WHEN", help="Created before (ISO-8601)."
         )
         runs.add_argument(
-            "--limit", type=int, help="At most this many runs (default SQUIDMESH['LIST_LIMIT'])."
+            "--limit",
+            type=integer_between(1, lambda: settings.MAX_LIST_LIMIT),
+            help="At most this many runs (default SQUIDMESH['LIST_LIMIT'], "
+            "at most SQUIDMESH['MAX_LIST_LIMIT']).",
         )
         self.add_json_argument(runs)
 
-        inspect = subcommands.add_parser("inspect", help="Show a run with its history.")
-        inspect.add_argument("run_id", metavar="RUN_ID")
+        inspect = subcommands.add_parser("inspect", help="Show a run with its history and events.")
+        self.add_run_id_argument(inspect)
         self.add_json_argument(inspect)
 
         cancel = subcommands.add_parser("cancel", help="Cancel a run.")
-        cancel.add_argument("run_id", metavar="RUN_ID")
+        self.add_run_id_argument(cancel)
+        self.add_reason_argument(cancel)
         self.add_json_argument(cancel)
 
         replay = subcommands.add_parser(
             "replay", help="Start a new run with a run's workflow, trigger and payload."
         )
-        replay.add_argument("run_id", metavar="RUN_ID")
+        self.add_run_id_argument(replay)
+        replay.add_argument(
+            "--idempotency-key",
+            help="A second replay of the run with the same key returns the replay the first "
+            "one started.",
+        )
+        self.add_reason_argument(replay)
         self.add_wait_arguments(replay)
         self.add_json_argument(replay)
 
@@ -194,7 +206,7 @@ class Command(BaseCommand):
         )
         recover.add_argument(
             "--limit",
-            type=int,
+            type=integer_between(1, MAX_RECOVER_LIMIT),
             help="At most this many runs (default SQUIDMESH['RECOVERY_BATCH']).",
         )
         recover.add_argument(
@@ -229,6 +241,38 @@ class Command(BaseCommand):
         describe = subcommands.add_parser("describe", help="Show a workflow's definition.")
         describe.add_argument("workflow", metavar="WORKFLOW")
         self.add_json_argument(describe)
+
+    # Every stream the command writes to escapes control characters: runs
+    # carry user-provided strings (payloads, idempotency keys, errors).
+    @property
+    def stdout(self) -> OutputWrapper:
+        return self._stdout
+
+    @stdout.setter
+    def stdout(self, wrapper: OutputWrapper) -> None:
+        self._stdout = EscapingOutputWrapper(wrapper._out, wrapper.ending)
+
+    @property
+    def stderr(self) -> OutputWrapper:
+        return self._stderr
+
+    @stderr.setter
+    def stderr(self, wrapper: OutputWrapper) -> None:
+        self._stderr = EscapingOutputWrapper(wrapper._out, wrapper.ending)
+
+    @staticmethod
+    def add_run_id_argument(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "run_id",
+            metavar="RUN_ID",
+            help="The run's id, or its first 8 or more characters if no other run shares them.",
+        )
+
+    @staticmethod
+    def add_reason_argument(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--reason", help="Why: kept with your OS user name in the run's events."
+        )
 
     @staticmethod
     def add_json_argument(parser: argparse.ArgumentParser) -> None:
@@ -267,12 +311,17 @@ class Command(BaseCommand):
         trigger: str | None,
         payload: dict[str, Any] | None,
         idempotency_key: str | None,
+        reason: str | None,
         **options: Any,
     ) -> None:
         payload = {**(payload or {}), **dict(fields)}
         requested_at = timezone.now()
         run = api.start_run(
-            workflow, trigger=trigger, payload=payload, idempotency_key=idempotency_key
+            workflow,
+            trigger=trigger,
+            payload=payload,
+            idempotency_key=idempotency_key,
+            **self.audit(reason),
         )
         if run.created_at >= requested_at:
             message = (
@@ -280,7 +329,7 @@ class Command(BaseCommand):
             )
         else:
             message = (
-                f"Idempotency key {idempotency_key!r} matched run {run.pk} of {run.workflow}, "
+                f"Idempotency key '{printable(idempotency_key)}' matched run {run.pk} of {run.workflow}, "
                 f"started {local(run.created_at)}: {run.status}"
             )
         self.finish(run, message, **options)
@@ -317,14 +366,16 @@ class Command(BaseCommand):
             )
 
     def handle_inspect(self, *, run_id: str, as_json: bool, **options: Any) -> None:
-        run = api.inspect_run(run_id, include_history=True)
+        run = api.inspect_run(api.resolve_run_id(run_id), include_history=True)
         if as_json:
             self.write_json(run_detail(run, include_history=True))
         else:
             self.write_run(run)
 
-    def handle_cancel(self, *, run_id: str, as_json: bool, **options: Any) -> None:
-        run = api.cancel_run(run_id)
+    def handle_cancel(
+        self, *, run_id: str, reason: str | None, as_json: bool, **options: Any
+    ) -> None:
+        run = api.cancel_run(api.resolve_run_id(run_id), **self.audit(reason))
         if as_json:
             self.write_json(run_detail(run))
         elif run.status == RunStatus.CANCELLING:
@@ -335,9 +386,19 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"Run {run.pk} is {run.status}.")
 
-    def handle_replay(self, *, run_id: str, **options: Any) -> None:
-        run = api.replay_run(run_id)
-        message = f"Started run {run.pk} replaying {run.replayed_from_id}: {run.status}"
+    def handle_replay(
+        self, *, run_id: str, idempotency_key: str | None, reason: str | None, **options: Any
+    ) -> None:
+        run = api.replay_run(
+            api.resolve_run_id(run_id), idempotency_key=idempotency_key, **self.audit(reason)
+        )
+        if run.started_now:
+            message = f"Started run {run.pk} replaying {run.replayed_from_id}: {run.status}"
+        else:
+            message = (
+                f"Idempotency key '{printable(idempotency_key)}' matched run {run.pk}, "
+                f"which replayed {run.replayed_from_id} {local(run.created_at)}: {run.status}"
+            )
         self.finish(run, message, **options)
 
     def handle_recover(
@@ -349,8 +410,6 @@ class Command(BaseCommand):
         as_json: bool,
         **options: Any,
     ) -> None:
-        if limit is not None and limit < 1:
-            raise CommandError("--limit must be a positive integer.")
         sweep = recover_runs(older_than=older_than, limit=limit, dry_run=dry_run)
         if as_json:
             self.write_json(
@@ -471,6 +530,11 @@ class Command(BaseCommand):
         )
         self.stdout.write("\n".join(lines))
 
+    @staticmethod
+    def audit(reason: str | None) -> dict[str, Any]:
+        """Return the `actor`, `source` and `reason` the commands record in a run's events."""
+        return {"actor": cli_actor(), "source": EventSource.CLI, "reason": reason}
+
     # -- output --------------------------------------------------------------
 
     def finish(
@@ -566,7 +630,8 @@ class Command(BaseCommand):
         ]
         width = max(len(label) for label, _ in rows)
         lines = [
-            f"{label.ljust(width)}  {'-' if value is None else value}" for label, value in rows
+            f"{label.ljust(width)}  {'-' if value is None else printable(value)}"
+            for label, value in rows
         ]
         lines += ["", "History"]
         history = []
@@ -595,6 +660,24 @@ class Command(BaseCommand):
             )
         else:
             lines.append("  (no step has run yet)")
+        lines += ["", "Events"]
+        events = [
+            (
+                local(event.created_at),
+                event.kind,
+                event.actor,
+                event.source,
+                event.reason or None,
+                json.dumps(event.data, cls=DjangoJSONEncoder) if event.data else None,
+            )
+            for event in run.events.all()
+        ]
+        if events:
+            lines += indent(
+                render_table(["WHEN", "EVENT", "ACTOR", "SOURCE", "REASON", "DATA"], events)
+            )
+        else:
+            lines.append("  (no events recorded)")
         self.stdout.write("\n".join(lines))
 
 

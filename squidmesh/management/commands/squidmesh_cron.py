@@ -10,6 +10,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
+from squidmesh.management.arguments import MAX_RUNS_PER_TRIGGER, integer_between
+
 
 class Command(BaseCommand):
     help = "Sync the django-q2 schedules of squidmesh cron triggers, or list them."
@@ -23,7 +25,10 @@ class Command(BaseCommand):
         listing = actions.add_parser("list", help="Show each cron trigger and its schedule.")
         listing.add_argument("--json", action="store_true", help="Print JSON.")
         listing.add_argument(
-            "--runs", type=int, default=3, help="How many recent runs to show per trigger."
+            "--runs",
+            type=integer_between(0, MAX_RUNS_PER_TRIGGER),
+            default=3,
+            help=f"How many recent runs to show per trigger (0 to {MAX_RUNS_PER_TRIGGER}).",
         )
         for action in (sync, listing):
             action.add_argument("--database", default=None, help="Database alias of the schedules.")
@@ -34,8 +39,6 @@ class Command(BaseCommand):
         if action == "sync":
             self.sync(database, dry_run=options["dry_run"])
         else:
-            if options["runs"] < 0:
-                raise CommandError("--runs must be 0 or more.")
             self.list(database, runs=options["runs"], as_json=options["json"])
 
     def _aliases(self) -> set[str]:

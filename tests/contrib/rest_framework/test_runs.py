@@ -203,7 +203,8 @@ def test_run_detail__history_costs_a_fixed_number_of_queries(staff_client):
         assert response.json()["status"] == "completed"
         counts.append(len(captured))
 
-    assert counts == [3, 3, 3]
+    # The run, its step runs, their attempts and its events.
+    assert counts == [4, 4, 4]
 
 
 def test_run_detail__matches_the_shared_representation(staff_client):
