@@ -137,12 +137,17 @@ class DjangoQDispatcher(Dispatcher):
     def _schedule_once(self, work: Dispatch, cluster: str | None) -> str:
         # Brokers other than the ORM have no "not before": fall back to a
         # django-q2 ONCE schedule, which its scheduler checks only every ~30 s.
+        # The schedule's `q_options` become the task's options when the
+        # scheduler enqueues it: without them the attempt would run under
+        # Q_CLUSTER['timeout'] while `presumed_dead` judges it by the step's.
         from django_q.models import Schedule
 
+        q_options = {k: v for k, v in self._options(work).items() if k != "cluster"}
         schedule = Schedule.objects.create(
             name=f"squidmesh {work.task_name}"[:100],
             func=EXECUTE_STEP,
             args=repr((work.run_id, work.step, work.attempt)),
+            kwargs=repr({"q_options": q_options}),
             schedule_type=Schedule.ONCE,
             repeats=-1,
             next_run=work.due,

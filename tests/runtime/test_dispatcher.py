@@ -56,10 +56,12 @@ def test_other_broker__delayed_dispatch_falls_back_to_a_once_schedule(redis_brok
     due = timezone.now() + timedelta(seconds=5)
     with transaction.atomic():
         DjangoQDispatcher().dispatch(
-            Dispatch(run_id="r", workflow="w", step="s", attempt=1, due=due)
+            Dispatch(run_id="r", workflow="w", step="s", attempt=1, due=due, timeout=2.5)
         )
     schedule = Schedule.objects.get(func="squidmesh.runtime.executor.execute_step")
     assert schedule.schedule_type == Schedule.ONCE
     assert schedule.func == "squidmesh.runtime.executor.execute_step"
     assert schedule.next_run == due
+    # The step's own timeout travels with the schedule (whole seconds).
+    assert "'timeout': 3" in schedule.kwargs and "'task_name': 'r:s#1'" in schedule.kwargs
     assert redis_broker.queue_size() == 0
