@@ -326,6 +326,7 @@ def test_command__bad_limit_is_refused():
 
 
 @pytest.mark.cluster
+@pytest.mark.redis
 def test_redis_broker__task_lost_with_a_killed_worker__is_recovered_by_the_sweep(
     redis_broker, new_cluster
 ):
@@ -352,6 +353,7 @@ def test_redis_broker__task_lost_with_a_killed_worker__is_recovered_by_the_sweep
     ]
 
 
+@pytest.mark.redis
 def test_redis_broker__enqueue_lost_after_commit__is_recovered(redis_broker):
     run = squidmesh.start_run("tests.three_steps", {})
     assert redis_broker.queue_size() == 1

@@ -38,6 +38,7 @@ def test_delayed_dispatch__queue_row_is_invisible_until_due():
     assert not OrmQ.objects.filter(key=row.key, lock__lt=timezone.now()).exists()
 
 
+@pytest.mark.redis
 def test_other_broker__enqueues_only_after_commit(redis_broker):
     dispatcher = DjangoQDispatcher()
     assert not dispatcher.transactional
@@ -52,6 +53,7 @@ def test_other_broker__enqueues_only_after_commit(redis_broker):
     assert WorkflowRun.objects.get().pk == run.pk
 
 
+@pytest.mark.redis
 def test_other_broker__delayed_dispatch_falls_back_to_a_once_schedule(redis_broker):
     due = timezone.now() + timedelta(seconds=5)
     with transaction.atomic():
