@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, TextField
@@ -54,6 +55,7 @@ LIST_DEFERRED_FIELDS = ("payload", "context", "last_error")
 
 class RunChangeList(ChangeList):
     def get_queryset(self, request, exclude_parameters=None):
+        _refuse_nul_parameters(request)
         queryset = super().get_queryset(request, exclude_parameters)
         return queryset.defer(*LIST_DEFERRED_FIELDS)
 
@@ -450,6 +452,26 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/squidmesh/workflowrun/workflows.html", context)
+
+
+def _refuse_nul_parameters(request) -> None:
+    """Raise `IncorrectLookupParameters` (the admin redirects to `?e=1`) if a parameter holds NUL.
+
+    PostgreSQL text cannot hold NUL, so a filter or search on it raises
+    DataError (a 500) instead of matching nothing.
+    """
+    for name, values in request.GET.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
+            label = name.replace("\x00", "\\x00")
+            messages.error(
+                request,
+                _(
+                    "The list is shown unfiltered: parameter “%(name)s” contains a NUL "
+                    "character, which no run can match."
+                )
+                % {"name": label},
+            )
+            raise IncorrectLookupParameters(f"NUL character in parameter {label!r}")
 
 
 def _timestamp(moment, *, seconds_fraction=False):

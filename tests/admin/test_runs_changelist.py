@@ -252,3 +252,66 @@ def test_action_checkbox__same_markup_as_djangos_widget():
     model_admin = django_admin.site._registry[WorkflowRun]
 
     assert model_admin.action_checkbox(run) == ModelAdmin.action_checkbox(model_admin, run)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "workflow=%00",
+        "trigger=%00",
+        "workflow=shop.daily_report&trigger=night%00ly",
+        "status__exact=%00",
+        "created_at__gte=%00",
+        "created_at__lt=2020-01-01%00",
+        "q=%00",
+        "q=A-1001+%00",
+        "o=%00",
+        "p=%00",
+        "replayed_from__id__exact=%00",
+        "%00=1",
+    ],
+)
+def test_changelist__nul_in_any_parameter_redirects_with_a_message(operator_client, query):
+    pending_run()
+
+    response = operator_client.get(f"{CHANGELIST}?{query}")
+
+    assert response.status_code == 302
+    assert response["Location"].endswith("?e=1")
+    followed = operator_client.get(response["Location"])
+    assert followed.status_code == 200
+    texts = [str(message) for message in followed.context["messages"]]
+    assert any("NUL character" in text for text in texts), texts
+    assert len(listed_ids(followed)) == 1  # the unfiltered list
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "workflow=" + "x" * 5000,
+        "trigger=" + "x" * 5000,
+        "status__exact=no-such-status",
+        "q=%ED%A0%80",  # a lone surrogate, UTF-8 encoded
+        "q=%FF%FE",
+        "workflow=%FF",
+    ],
+    ids=lambda query: query[:30],
+)
+def test_changelist__values_that_match_no_run_show_an_empty_list(operator_client, query):
+    pending_run()
+
+    response = operator_client.get(f"{CHANGELIST}?{query}")
+
+    assert response.status_code == 200
+    assert listed_ids(response) == []
+
+
+@pytest.mark.parametrize(
+    "query", ["replayed_from__id__exact=not-a-uuid", "o=99.-3.abc", "p=-1", "p=abc"]
+)
+def test_changelist__malformed_lookup_order_or_page_never_fails(operator_client, query):
+    pending_run()
+
+    response = operator_client.get(f"{CHANGELIST}?{query}", follow=True)
+
+    assert response.status_code == 200
