@@ -1,5 +1,6 @@
 """The run list: columns, badges, ordering, filters, search, and its query count."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -33,7 +34,7 @@ def test_changelist__shows_status_badges_and_run_columns(operator_client):
     for column in ("workflow", "trigger", "current step", "created", "updated", "duration"):
         assert f">{column.capitalize()}<" in html or column in html.lower()
     # The pending run waits at its entry step; the completed one has none.
-    assert '<td class="field-current_step">a</td>' in html
+    assert '<td class="field-current_step_name">a</td>' in html
 
 
 def test_changelist__lists_newest_first(operator_client):
@@ -315,3 +316,25 @@ def test_changelist__malformed_lookup_order_or_page_never_fails(operator_client,
     response = operator_client.get(f"{CHANGELIST}?{query}", follow=True)
 
     assert response.status_code == 200
+
+
+def test_changelist__last_error_column_shows_type_and_start_of_message(operator_client):
+    failed = failed_run()
+    long = pending_run("long error")
+    WorkflowRun.objects.filter(pk=long.pk).update(
+        last_error={"type": "StepFailure", "message": "x" * 5000, "details": {"tb": "y" * 9000}}
+    )
+    quiet = pending_run("no error")
+
+    response = operator_client.get(CHANGELIST)
+
+    html = response.content.decode()
+    rows = {str(run.pk): run for run in response.context["cl"].result_list}
+    assert rows[str(long.pk)].last_error_message == "x" * 300
+    assert "x" * 301 not in html and "y" * 10 not in html
+    assert f'title="StepFailure: {"x" * 300}">{"x" * 300}</span>' in html
+    cells = re.findall(r'<td class="field-last_error_summary">(.*?)</td>', html)
+    assert len(cells) == 3
+    assert any("TerminalFailure" in cell or "StepFailure" in cell for cell in cells)
+    assert rows[str(quiet.pk)].last_error_message is None
+    assert str(failed.pk) in rows
