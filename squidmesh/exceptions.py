@@ -62,10 +62,17 @@ class UnknownWorkflow(SquidmeshError):
 class UnknownTrigger(SquidmeshError):
     """The workflow has no trigger of this name."""
 
-    def __init__(self, workflow: str, trigger: str, known: Sequence[str]):
+    def __init__(self, workflow: str, trigger: str | None, known: Sequence[str]):
         self.workflow = workflow
         self.trigger = trigger
         self.known = list(known)
+        if trigger is None:  # no name given, and only cron triggers to choose from
+            super().__init__(
+                f"Workflow {workflow!r} has no trigger for a manual start: its only triggers "
+                f"are cron triggers ({', '.join(self.known)}), and a manual start never "
+                "defaults to one. Name the trigger explicitly."
+            )
+            return
         super().__init__(
             f"Workflow {workflow!r} has no trigger {trigger!r}; "
             f"its triggers are: {', '.join(self.known) or '(none)'}."

@@ -95,9 +95,14 @@ def schedule_name(workflow: str, trigger: str) -> str:
     return f"{name[: MAX_NAME_LENGTH - 11]}~{digest}"
 
 
+#: Every tick's run has an idempotency key starting with this; it tells the
+#: runs a schedule started from runs of the same trigger started by hand.
+TICK_KEY_PREFIX = "cron:"
+
+
 def tick_key(trigger: str, intended: datetime) -> str:
     """Return the idempotency key of the run of one tick (unique per workflow)."""
-    return f"cron:{trigger}:{utc_iso(intended)}"
+    return f"{TICK_KEY_PREFIX}{trigger}:{utc_iso(intended)}"
 
 
 # --- sync -------------------------------------------------------------------
@@ -538,7 +543,8 @@ class CronTriggerInfo:
     schedule_id: int | None
     #: When django-q2 will next fire the schedule (None without a schedule).
     next_fire_time: datetime | None
-    #: Newest first: id, status, created_at, finished_at, intended_at.
+    #: Runs started by its ticks (not by hand), newest first: id, status,
+    #: created_at, finished_at, intended_at.
     last_runs: list[dict[str, Any]]
     #: The newest failed tick: intended_at, occurred_at, error; or None.
     last_failure: dict[str, Any] | None
@@ -636,9 +642,12 @@ def _recent_runs(keys: list[tuple[str, str]], limit: int) -> dict[tuple[str, str
 
     if not keys or limit < 1:
         return {}
+    # Only the runs its ticks started: a run of a cron trigger started by
+    # hand (`start_run(workflow, "nightly", ...)`) is not the schedule's.
+    ticks = WorkflowRun.objects.filter(_matching(keys), idempotency_key__startswith=TICK_KEY_PREFIX)
     rows = (
         _newest_per_trigger(
-            WorkflowRun.objects.filter(_matching(keys)),
+            ticks,
             [F("created_at").desc(), F("id").desc()],
             limit,
         )

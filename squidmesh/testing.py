@@ -53,6 +53,19 @@ def wait_for_run(run_id: Any, statuses: Iterable[str] | None = None, timeout: fl
         ) from None
 
 
+#: Starts `qcluster` like `python -m django qcluster`, but with django-q2's
+#: logger at INFO: readiness is its "Q Cluster … running." line, and a project
+#: that follows the recommended `log_level: WARNING` would never print it.
+QCLUSTER_BOOT = """
+import logging
+import django
+django.setup()
+logging.getLogger("django-q").setLevel(logging.INFO)
+from django.core.management import call_command
+call_command("qcluster")
+"""
+
+
 class Cluster:
     """A `manage.py qcluster` subprocess using the current database (the test database too)."""
 
@@ -85,7 +98,7 @@ class Cluster:
         # A forked cluster must not inherit this process's open connections.
         connections.close_all()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "django", "qcluster"],
+            [sys.executable, "-c", QCLUSTER_BOOT],
             env=self.env,
             cwd=self.cwd,
             stdout=self.log,

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import connection
 
 from squidmesh.testing import Cluster
+from tests.availability import apply_policy, fail_if_missing, in_ci
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,6 +16,12 @@ def is_postgres() -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        # A test cannot forget the marker its fixture implies.
+        if "redis_broker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.redis)
+    # chromium and Redis: skipped with the install command outside CI, failed in CI.
+    apply_policy(items, ci=in_ci())
     if is_postgres():
         return
     # CI runs the suite a second time with DATABASE_URL pointing at Postgres,
@@ -23,6 +30,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_runtest_setup(item):
+    fail_if_missing(item)
 
 
 def make_cluster(**env):

@@ -327,6 +327,7 @@ def test_command__bad_limit_is_refused():
 
 
 @pytest.mark.cluster
+@pytest.mark.redis
 def test_redis_broker__task_lost_with_a_killed_worker__is_recovered_by_the_sweep(
     redis_broker, new_cluster
 ):
@@ -353,6 +354,7 @@ def test_redis_broker__task_lost_with_a_killed_worker__is_recovered_by_the_sweep
     ]
 
 
+@pytest.mark.redis
 def test_redis_broker__task_lost_from_the_queue__is_recovered(redis_broker):
     run = squidmesh.start_run("tests.three_steps", {})
     assert Relay().relay_once().handed_over == 1

@@ -19,7 +19,7 @@ from django_q.signing import SignedPackage
 
 import squidmesh
 from squidmesh import Step, fields, signals
-from squidmesh.exceptions import WorkflowDefinitionError
+from squidmesh.exceptions import UnknownTrigger, WorkflowDefinitionError
 from squidmesh.models import CronTickFailure, WorkflowRun
 from squidmesh.registry import WorkflowRegistry, registry
 from squidmesh.schedules import (
@@ -715,6 +715,62 @@ def test_cron_triggers__three_queries_whatever_the_number_of_triggers(
     with django_assert_max_num_queries(3):
         infos = cron_triggers(runs=3)
     assert sum(len(info.last_runs) for info in infos) == 6
+
+
+def test_cron_triggers__last_runs_are_its_ticks_not_runs_started_by_hand(
+    registered, django_assert_max_num_queries
+):
+    tick = fire("tests.cron_nightly", "nightly", intended="2026-05-04T04:00:00+00:00")
+    # Started by hand on the cron trigger itself, after the tick: not the schedule's run.
+    squidmesh.start_run("tests.cron_nightly", "nightly", {})
+    squidmesh.start_run("tests.cron_nightly", "nightly", {}, idempotency_key="by-hand")
+    squidmesh.start_run("tests.cron_minutely", "tick", {})
+
+    with django_assert_max_num_queries(3):
+        infos = {(i.workflow, i.trigger): i for i in cron_triggers(runs=3)}
+
+    assert [run["id"] for run in infos[("tests.cron_nightly", "nightly")].last_runs] == [tick]
+    assert infos[("tests.cron_minutely", "tick")].last_runs == []
+
+
+def test_start_without_trigger__never_defaults_to_a_cron_trigger(registered):
+    run = squidmesh.start_run("tests.cron_nightly", {})
+
+    assert run.trigger == "by_hand"  # declared after the cron trigger
+    assert run.context == {}
+
+
+def test_start_without_trigger__of_a_cron_only_workflow_names_the_cron_triggers(registered):
+    with pytest.raises(UnknownTrigger) as raised:
+        squidmesh.start_run("tests.cron_minutely", {})
+
+    assert "only triggers are cron triggers (tick)" in str(raised.value)
+    assert "Name the trigger explicitly" in str(raised.value)
+    assert not WorkflowRun.objects.exists()
+    assert squidmesh.start_run("tests.cron_minutely", "tick", {}).trigger == "tick"
+
+
+def test_definition__a_cron_trigger_cannot_be_the_default():
+    with pytest.raises(WorkflowDefinitionError, match=r"squidmesh\.E011.*default=True"):
+        type(
+            "CronDefault",
+            (squidmesh.Workflow,),
+            {
+                "__module__": __name__,
+                "triggers": [
+                    squidmesh.cron("0 1 * * *", default=True),
+                    squidmesh.manual(),
+                ],
+                "a": Step(report),
+            },
+        )
+
+
+def test_command_start_without_trigger__uses_the_manual_trigger(registered, capsys):
+    call_command("squidmesh", "start", "shop.daily_report")
+
+    assert "(trigger on_demand)" in capsys.readouterr().out
+    assert list(WorkflowRun.objects.values_list("trigger", flat=True)) == ["on_demand"]
 
 
 # --- the command ------------------------------------------------------------------------

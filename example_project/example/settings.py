@@ -93,6 +93,17 @@ Q_CLUSTER = {
     "ack_failures": False,
     "max_attempts": 0,
     "catch_up": False,
+    # django-q2 logs three INFO lines per task ("Enqueued", "processing",
+    # "Processed"); squidmesh's own log says what happened to each step.
+    "log_level": "WARNING",
+}
+
+# Warehouses `shop.warehouse_sync` may call, by name: the payload names one,
+# the URL comes from here. A URL taken from the payload would let anyone who
+# may start a run make the worker send requests anywhere (docs/tools.md).
+SHOP_WAREHOUSES = {
+    # Not 8000/8765: those are where `runserver` usually listens.
+    "local": os.environ.get("SHOP_WAREHOUSE_URL", "http://127.0.0.1:18765/orders"),
 }
 # Try the Redis broker: EXAMPLE_REDIS_URL=redis://127.0.0.1:6379/0. Redis cannot
 # join the runs' transactions, so dispatches go through squidmesh's outbox and
@@ -132,6 +143,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "run"}},
     "loggers": {
         "squidmesh": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "django_q": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # django-q2's logger is "django-q" (a hyphen), not the package name.
+        "django-q": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }

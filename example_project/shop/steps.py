@@ -2,6 +2,7 @@
 
 import squidmesh
 from shop.models import Order
+from shop.warehouse import allowed_warehouses
 from squidmesh.tools import HTTP, ToolError, invoke
 
 
@@ -45,13 +46,23 @@ def compile_report(data, ctx):
 
 
 def notify_warehouse(data, ctx):
-    """POST the order to the warehouse; it de-duplicates retries on `Idempotency-Key`."""
+    """POST the order to the warehouse; it de-duplicates retries on `Idempotency-Key`.
+
+    The URL comes from the allow-list `settings.SHOP_WAREHOUSES`, looked up
+    when the step runs, so a changed setting applies to runs already started.
+    """
+    url = allowed_warehouses().get(data["warehouse"])
+    if url is None:
+        raise squidmesh.TerminalFailure(
+            f"warehouse {data['warehouse']!r} is not in SHOP_WAREHOUSES",
+            details={"allowed": sorted(allowed_warehouses())},
+        )
     try:
         result = invoke(
             HTTP,
             {
                 "method": "POST",
-                "url": data["warehouse_url"],
+                "url": url,
                 "json": {"order_ref": data["order_ref"], "lines": data["lines"]},
                 "timeout": data["timeout"],
                 "idempotency_key": True,  # run_id:step, the same on every attempt

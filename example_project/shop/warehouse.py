@@ -8,7 +8,22 @@ from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["FakeWarehouse"]
+from django.conf import settings
+
+__all__ = ["DEFAULT_WAREHOUSES", "FakeWarehouse", "allowed_warehouses"]
+
+#: Used when the project has no `SHOP_WAREHOUSES` setting. Not port 8000 or
+#: 8765: those are where `runserver` usually listens.
+DEFAULT_WAREHOUSES = {"local": "http://127.0.0.1:18765/orders"}
+
+
+def allowed_warehouses() -> dict[str, str]:
+    """Return the warehouses `shop.warehouse_sync` may call, name → URL (`settings.SHOP_WAREHOUSES`).
+
+    Runs name a warehouse; they never carry a URL, so starting a run cannot
+    make the worker send a request to an address of the caller's choosing.
+    """
+    return getattr(settings, "SHOP_WAREHOUSES", DEFAULT_WAREHOUSES)
 
 
 class FakeWarehouse:
@@ -20,7 +35,7 @@ class FakeWarehouse:
     """
 
     def __init__(
-        self, port: int = 8765, fail_first: int = 1, report: Callable[[str], None] = print
+        self, port: int = 18765, fail_first: int = 1, report: Callable[[str], None] = print
     ):
         self.fail_first = fail_first
         self.report = report

@@ -2,6 +2,7 @@
 
 import squidmesh
 from shop import steps
+from shop.warehouse import allowed_warehouses
 from squidmesh import Payload, Retry, Step, fields
 
 
@@ -10,7 +11,6 @@ class OrderPayload(Payload):
     amount_cents = fields.Integer()
     card = fields.Choice(["ok", "stolen"], default="ok")
     declines = fields.Integer(default=0, help_text="How often the fake gateway declines.")
-    hold_seconds = fields.Float(default=1.0)
 
 
 @squidmesh.register
@@ -79,7 +79,8 @@ class WarehouseSync(squidmesh.Workflow):
             payload={
                 "order_ref": fields.String(),
                 "lines": fields.List(default=[]),
-                "warehouse_url": fields.String(default="http://127.0.0.1:8765/orders"),
+                # A name from settings.SHOP_WAREHOUSES, never a URL (docs/tools.md).
+                "warehouse": fields.Choice(sorted(allowed_warehouses()), default="local"),
                 "timeout": fields.Float(default=5.0),
             }
         )

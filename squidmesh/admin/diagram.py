@@ -48,6 +48,8 @@ STEP_COLOURS = {
     StepStatus.CANCELLED: ("#eceff1", "#546e7a"),
 }
 NOT_REACHED = ("#fbfbfc", "#b8c0c8")
+#: Step statuses that, at the step a cancelled run stopped at, mean "cancelled there".
+INTERRUPTED_BY_CANCEL = {StepStatus.FAILED, StepStatus.RUNNING, StepStatus.RETRYING}
 DEFINITION_ONLY = ("#f2f7fa", "#5b8fb0")
 
 
@@ -64,11 +66,23 @@ class RunProgress:
 
     @classmethod
     def of(cls, run: Any, history: Sequence[Any]) -> RunProgress:
-        """Return the progress of `run` given its step runs in execution order."""
+        """Return the progress of `run` given its step runs in execution order.
+
+        In a cancelled run, the step it stopped at shows as cancelled: a
+        step that failed, or was running or waiting, when the cancel landed
+        did not fail the run.
+        """
         progress = cls(run_status=run.status, current_step=run.current_step)
         for step_run in history:
             progress.path.append(step_run.step)
-            progress.step_statuses[step_run.step] = step_run.status
+            status = step_run.status
+            if (
+                run.status == RunStatus.CANCELLED
+                and step_run.step == run.current_step
+                and status in INTERRUPTED_BY_CANCEL
+            ):
+                status = StepStatus.CANCELLED
+            progress.step_statuses[step_run.step] = status
             progress.attempts[step_run.step] = step_run.attempt_count
             if step_run.last_error:
                 progress.errors[step_run.step] = error_summary(step_run.last_error)
@@ -256,7 +270,7 @@ def _box(
     is_current = bool(
         progress
         and node.name == progress.current_step
-        and progress.run_status not in {RunStatus.COMPLETED, RunStatus.CANCELLED}
+        and progress.run_status != RunStatus.COMPLETED
     )
     dash = ' stroke-dasharray="5 3"' if progress and status is None else ""
     current_attr = ' data-current="true"' if is_current else ""
@@ -277,12 +291,16 @@ def _box(
         f"<title>{escape(chr(10).join(tooltip))}</title>",
     ]
     if is_current:
-        tag = "■ stopped here" if progress.run_status == RunStatus.FAILED else "▶ current step"
+        tag = {
+            RunStatus.FAILED: "■ stopped here",
+            RunStatus.CANCELLED: "■ cancelled here",
+        }.get(progress.run_status, "▶ current step")
         parts.append(
-            f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="{width + 8:.1f}" height="{height + 8:.1f}" '
+            f'<rect class="squidmesh-current" x="{x - 4:.1f}" y="{y - 4:.1f}" '
+            f'width="{width + 8:.1f}" height="{height + 8:.1f}" '
             f'rx="11" fill="none" stroke="{CURRENT}" stroke-width="2.5"/>'
-            f'<text x="{x - 2:.1f}" y="{y - 9:.1f}" font-size="11" font-weight="600" '
-            f'fill="{CURRENT}">{tag}</text>'
+            f'<text class="squidmesh-current" x="{x - 2:.1f}" y="{y - 9:.1f}" font-size="11" '
+            f'font-weight="600" fill="{CURRENT}">{tag}</text>'
         )
     parts.append(
         f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}" rx="8" '

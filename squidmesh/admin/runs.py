@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from functools import reduce
 from operator import and_
@@ -9,15 +10,18 @@ from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, TextField
-from django.db.models.functions import Cast
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Substr
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.dateformat import format as date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
@@ -46,14 +50,25 @@ __all__ = ["WorkflowRunAdmin"]
 
 #: Shown in the run detail; later replays are reached through the filtered list.
 MAX_REPLAYS_LISTED = 20
+#: How often the page of an active run reloads itself while its toggle is on.
+AUTO_REFRESH_SECONDS = 5
 #: The JSON columns are not shown in the list; a context may be megabytes.
 LIST_DEFERRED_FIELDS = ("payload", "context", "last_error")
+#: Characters of the last error's message read for the list (the tooltip);
+#: the cell shows fewer (CSS ellipsis), the run page shows it all.
+LIST_ERROR_CHARS = 300
 
 
 class RunChangeList(ChangeList):
     def get_queryset(self, request, exclude_parameters=None):
+        _refuse_nul_parameters(request)
         queryset = super().get_queryset(request, exclude_parameters)
-        return queryset.defer(*LIST_DEFERRED_FIELDS)
+        # The error's type and the start of its message, in the list's own
+        # query: its details (a traceback, a response body) are never read.
+        return queryset.defer(*LIST_DEFERRED_FIELDS).annotate(
+            last_error_type=Substr(KT("last_error__type"), 1, 100),
+            last_error_message=Substr(KT("last_error__message"), 1, LIST_ERROR_CHARS),
+        )
 
 
 @admin.register(WorkflowRun)
@@ -63,12 +78,12 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     list_display = [
         "short_id",
         "status_badge",
-        "workflow",
-        "trigger",
-        "current_step",
+        "workflow_name",
+        "current_step_name",
         "created",
         "updated",
         "duration",
+        "last_error_summary",
     ]
     list_display_links = ["short_id"]
     list_filter = [
@@ -182,6 +197,20 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     def status_badge(self, run):
         return status_badge(run.status, run.get_status_display())
 
+    @admin.display(description=gettext_lazy("workflow / trigger"))
+    def workflow_name(self, run):
+        # One column for both, and a name may break after a dot: the list
+        # must fit a 1,366 px screen beside both sidebars.
+        return format_html(
+            '{}<br><span class="squidmesh-trigger">{}</span>',
+            _breakable(run.workflow),
+            _breakable(run.trigger),
+        )
+
+    @admin.display(description=gettext_lazy("current step"))
+    def current_step_name(self, run):
+        return _breakable(run.current_step) if run.current_step else "-"
+
     @admin.display(description=gettext_lazy("created"), ordering="created_at")
     def created(self, run):
         return _timestamp(run.created_at)
@@ -193,6 +222,18 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     @admin.display(description=gettext_lazy("duration"))
     def duration(self, run):
         return format_duration(run.duration)
+
+    @admin.display(description=gettext_lazy("last error"))
+    def last_error_summary(self, run):
+        kind = getattr(run, "last_error_type", None)
+        message = getattr(run, "last_error_message", None)
+        if not (kind or message):
+            return "—"
+        # The message says most in little room; the tooltip adds the type.
+        full = f"{kind}: {message}" if kind and message else (message or kind)
+        # A completed run's error is from an earlier attempt it recovered from.
+        css = "squidmesh-list-error" + (" squidmesh-muted" if run.status == "completed" else "")
+        return format_html('<span class="{}" title="{}">{}</span>', css, full, message or kind)
 
     def get_search_results(self, request, queryset, search_term):
         """Match every word: a run id, the start of one (8+ hex digits), or text in the payload.
@@ -376,6 +417,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
             "diagram": None,
             "unknown_steps": [],
             "workflow_registered": registry.is_registered(run.workflow),
+            "auto_refresh_seconds": None if run.is_terminal else AUTO_REFRESH_SECONDS,
             "can_cancel": self.has_cancel_permission(request) and not run.is_terminal,
             "can_replay": self.has_replay_permission(request)
             and registry.is_registered(run.workflow),
@@ -460,6 +502,32 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/squidmesh/workflowrun/workflows.html", context)
 
 
+def _breakable(name: str) -> SafeString:
+    """Return `name` escaped, allowed to wrap after each dot and underscore (`<wbr>`)."""
+    parts = re.split(r"(?<=[._])", name)
+    return format_html_join(mark_safe("<wbr>"), "{}", ((part,) for part in parts))
+
+
+def _refuse_nul_parameters(request) -> None:
+    """Raise `IncorrectLookupParameters` (the admin redirects to `?e=1`) if a parameter holds NUL.
+
+    PostgreSQL text cannot hold NUL, so a filter or search on it raises
+    DataError (a 500) instead of matching nothing.
+    """
+    for name, values in request.GET.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
+            label = name.replace("\x00", "\\x00")
+            messages.error(
+                request,
+                _(
+                    "The list is shown unfiltered: parameter “%(name)s” contains a NUL "
+                    "character, which no run can match."
+                )
+                % {"name": label},
+            )
+            raise IncorrectLookupParameters(f"NUL character in parameter {label!r}")
+
+
 def _timestamp(moment, *, seconds_fraction=False):
     # Compact and sortable by eye; the admin's default format is twice as wide.
     if moment is None:
@@ -468,7 +536,13 @@ def _timestamp(moment, *, seconds_fraction=False):
     if seconds_fraction:
         text = date_format(local, "Y-m-d H:i:s.u T")
     else:  # strftime: the list renders two per row, date_format costs 5x more
-        text = local.strftime("%Y-%m-%d %H:%M:%S")
+        # Date and time may go on two lines, never break inside either.
+        return format_html(
+            '<time datetime="{}"><span>{}</span> <span>{}</span></time>',
+            moment.isoformat(),
+            local.strftime("%Y-%m-%d"),
+            local.strftime("%H:%M:%S"),
+        )
     return format_html('<time datetime="{}">{}</time>', moment.isoformat(), text)
 
 

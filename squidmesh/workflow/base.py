@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from squidmesh.exceptions import UnknownTrigger, WorkflowDefinitionError
 from squidmesh.workflow.steps import COMPLETE, Step
-from squidmesh.workflow.triggers import Trigger
+from squidmesh.workflow.triggers import CronTrigger, Trigger
 from squidmesh.workflow.validation import find_entry_steps, validate_definition
 
 __all__ = ["Workflow"]
@@ -81,12 +81,22 @@ class Workflow(metaclass=WorkflowMeta):
 
     @classmethod
     def default_trigger(cls) -> Trigger:
-        """Return the trigger marked `default=True`, else the first declared."""
-        return next((t for t in cls.triggers if t.default), cls.triggers[0])
+        """Return the trigger a start without a trigger name uses.
+
+        That is the trigger marked `default=True`, else the first declared
+        that is not a cron trigger: a manual start never passes for a tick
+        of a schedule. Raise `UnknownTrigger` if every trigger is a cron
+        trigger; such a run must name its trigger.
+        """
+        manual = [t for t in cls.triggers if not isinstance(t, CronTrigger)]
+        chosen = next((t for t in manual if t.default), manual[0] if manual else None)
+        if chosen is None:
+            raise UnknownTrigger(cls.name, None, [t.name for t in cls.triggers])
+        return chosen
 
     @classmethod
     def get_trigger(cls, name: str | None) -> Trigger:
-        """Return the trigger called `name` (the default one for None).
+        """Return the trigger called `name` (the default one for None, see `default_trigger`).
 
         Raise `UnknownTrigger` if there is none.
         """

@@ -29,7 +29,10 @@ CHECK_IDS = {
     "squidmesh.E008": "a cron trigger has an invalid expression or time zone",
     "squidmesh.E009": "a payload default does not match its field type",
     "squidmesh.E010": "a step timeout the django-q2 lease (`Q_CLUSTER['retry']`) cannot cover",
-    "squidmesh.E011": "triggers are missing, duplicated, or more than one is the default",
+    "squidmesh.E011": (
+        "triggers are missing, duplicated, more than one is the default, "
+        "or a cron trigger is the default"
+    ),
     "squidmesh.E012": "a step is not runnable (not callable, bad retry policy or timeout)",
     "squidmesh.E013": "Q_CLUSTER settings that break squidmesh's delivery guarantees",
     "squidmesh.E014": "the SQUIDMESH settings are invalid",
@@ -145,6 +148,16 @@ def _trigger_problems(triggers: Sequence[Trigger]) -> list[Problem]:
                         f"{field.name!r} {message}",
                     )
                 )
+    for trigger in triggers:
+        if isinstance(trigger, CronTrigger) and trigger.default:
+            problems.append(
+                Problem(
+                    "squidmesh.E011",
+                    f"cron trigger {trigger.name!r} is marked default=True, but a start "
+                    "without a trigger name never defaults to a cron trigger",
+                    "Remove default=True, or mark a manual trigger as the default.",
+                )
+            )
     defaults = [t.name for t in triggers if isinstance(t, Trigger) and t.default]
     if len(defaults) > 1:
         problems.append(

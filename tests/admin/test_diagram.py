@@ -125,6 +125,35 @@ def test_render_diagram__marks_the_transitions_the_run_took():
     assert 'data-current="true"' not in svg  # a completed run has no current step
 
 
+@pytest.mark.parametrize("step_status", ["failed", "running", "retrying"])
+def test_render_diagram__cancelled_run_shows_its_step_as_cancelled_there(step_status):
+    svg = render_diagram(
+        Branching,
+        progress("cancelled", "second", ("first", "completed"), ("second", step_status)),
+    )
+
+    assert nodes(svg)["second"] == "cancelled"
+    assert nodes(svg)["first"] == "completed"  # only the step it stopped at
+    assert 'data-step="second" data-status="cancelled" data-current="true"' in svg
+    assert "■ cancelled here" in svg
+    assert "Cancelled · 1 attempt" in svg
+    assert "#c62828" not in svg  # no red "failed" box anywhere
+
+
+def test_render_diagram__cancelled_pending_run_marks_the_entry_step():
+    svg = render_diagram(Branching, progress("cancelled", "first"))
+
+    assert 'data-step="first" data-status="not-reached" data-current="true"' in svg
+    assert "■ cancelled here" in svg
+
+
+def test_render_diagram__failed_step_of_a_failed_run_stays_failed():
+    svg = render_diagram(Branching, progress("failed", "second", ("second", "failed")))
+
+    assert nodes(svg)["second"] == "failed"
+    assert "■ stopped here" in svg
+
+
 def test_render_diagram__escapes_names_and_error_messages():
     run = SimpleNamespace(status="failed", current_step="first")
     history = [

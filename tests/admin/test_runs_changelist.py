@@ -1,5 +1,6 @@
 """The run list: columns, badges, ordering, filters, search, and its query count."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -33,7 +34,7 @@ def test_changelist__shows_status_badges_and_run_columns(operator_client):
     for column in ("workflow", "trigger", "current step", "created", "updated", "duration"):
         assert f">{column.capitalize()}<" in html or column in html.lower()
     # The pending run waits at its entry step; the completed one has none.
-    assert '<td class="field-current_step">a</td>' in html
+    assert '<td class="field-current_step_name">a</td>' in html
 
 
 def test_changelist__lists_newest_first(operator_client):
@@ -271,3 +272,88 @@ def test_changelist__shows_the_outbox_relays_lag_on_a_non_transactional_broker(
 
 def test_changelist__no_outbox_line_on_the_orm_broker(operator_client):
     assert "Outbox relay" not in operator_client.get(CHANGELIST).content.decode()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "workflow=%00",
+        "trigger=%00",
+        "workflow=shop.daily_report&trigger=night%00ly",
+        "status__exact=%00",
+        "created_at__gte=%00",
+        "created_at__lt=2020-01-01%00",
+        "q=%00",
+        "q=A-1001+%00",
+        "o=%00",
+        "p=%00",
+        "replayed_from__id__exact=%00",
+        "%00=1",
+    ],
+)
+def test_changelist__nul_in_any_parameter_redirects_with_a_message(operator_client, query):
+    pending_run()
+
+    response = operator_client.get(f"{CHANGELIST}?{query}")
+
+    assert response.status_code == 302
+    assert response["Location"].endswith("?e=1")
+    followed = operator_client.get(response["Location"])
+    assert followed.status_code == 200
+    texts = [str(message) for message in followed.context["messages"]]
+    assert any("NUL character" in text for text in texts), texts
+    assert len(listed_ids(followed)) == 1  # the unfiltered list
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "workflow=" + "x" * 5000,
+        "trigger=" + "x" * 5000,
+        "status__exact=no-such-status",
+        "q=%ED%A0%80",  # a lone surrogate, UTF-8 encoded
+        "q=%FF%FE",
+        "workflow=%FF",
+    ],
+    ids=lambda query: query[:30],
+)
+def test_changelist__values_that_match_no_run_show_an_empty_list(operator_client, query):
+    pending_run()
+
+    response = operator_client.get(f"{CHANGELIST}?{query}")
+
+    assert response.status_code == 200
+    assert listed_ids(response) == []
+
+
+@pytest.mark.parametrize(
+    "query", ["replayed_from__id__exact=not-a-uuid", "o=99.-3.abc", "p=-1", "p=abc"]
+)
+def test_changelist__malformed_lookup_order_or_page_never_fails(operator_client, query):
+    pending_run()
+
+    response = operator_client.get(f"{CHANGELIST}?{query}", follow=True)
+
+    assert response.status_code == 200
+
+
+def test_changelist__last_error_column_shows_type_and_start_of_message(operator_client):
+    failed = failed_run()
+    long = pending_run("long error")
+    WorkflowRun.objects.filter(pk=long.pk).update(
+        last_error={"type": "StepFailure", "message": "x" * 5000, "details": {"tb": "y" * 9000}}
+    )
+    quiet = pending_run("no error")
+
+    response = operator_client.get(CHANGELIST)
+
+    html = response.content.decode()
+    rows = {str(run.pk): run for run in response.context["cl"].result_list}
+    assert rows[str(long.pk)].last_error_message == "x" * 300
+    assert "x" * 301 not in html and "y" * 10 not in html
+    assert f'title="StepFailure: {"x" * 300}">{"x" * 300}</span>' in html
+    cells = re.findall(r'<td class="field-last_error_summary">(.*?)</td>', html)
+    assert len(cells) == 3
+    assert any("TerminalFailure" in cell or "StepFailure" in cell for cell in cells)
+    assert rows[str(quiet.pk)].last_error_message is None
+    assert str(failed.pk) in rows

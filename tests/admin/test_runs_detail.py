@@ -190,3 +190,19 @@ def test_step_runs_and_attempts_have_no_admin_pages(admin_client):
     # Shown inside the run detail only; no page can add, change or delete them.
     assert admin_client.get("/admin/squidmesh/steprun/").status_code == 404
     assert admin_client.get("/admin/squidmesh/stepattempt/").status_code == 404
+
+
+def test_detail__active_run_page_has_the_auto_refresh_toggle(operator_client):
+    waiting = pending_run()
+
+    html = operator_client.get(detail_url(waiting)).content.decode()
+
+    assert 'id="squidmesh-auto-refresh" data-interval="5" checked' in html
+    assert "squidmesh/admin/auto_refresh.js" in html
+
+
+def test_detail__finished_run_page_does_not_refresh(operator_client):
+    html = operator_client.get(detail_url(completed_run())).content.decode()
+
+    assert "squidmesh-auto-refresh" not in html
+    assert "auto_refresh.js" not in html

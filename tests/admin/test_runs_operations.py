@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.admin.models import LogEntry
 
+import squidmesh
 from squidmesh.models import WorkflowRun
 from tests.admin.conftest import (
     CHANGELIST,
@@ -35,6 +36,38 @@ def test_cancel_action__asks_for_confirmation_and_changes_nothing_yet(operator_c
     assert 'name="confirm" value="yes"' in html
     waiting.refresh_from_db()
     assert waiting.status == "pending"
+
+
+@pytest.mark.parametrize(
+    ("name", "refused"),
+    [("cancel_runs", "can be cancelled"), ("replay_runs", "can be replayed")],
+)
+def test_action__every_selected_run_refused_offers_no_confirm_button(
+    operator_client, name, refused
+):
+    done = completed_run()
+    cancelled = squidmesh.cancel_run(pending_run().pk)
+    runs = [done, cancelled] if name == "cancel_runs" else []
+    if name == "replay_runs":  # a run of a workflow no longer registered cannot be replayed
+        runs = [pending_run()]
+        WorkflowRun.objects.filter(pk=runs[0].pk).update(workflow="gone.workflow")
+
+    response = operator_client.post(CHANGELIST, action(name, runs))
+
+    html = response.content.decode()
+    assert f"None of the selected runs {refused}" in html
+    assert 'type="submit"' not in html.split('id="content-main"')[1]
+    assert 'name="confirm"' not in html
+    assert "Cancel 0 runs" not in html and "Replay 0 runs" not in html
+
+
+def test_single_cancel__terminal_run_confirmation_offers_no_confirm_button(operator_client):
+    done = completed_run()
+
+    html = operator_client.get(cancel_url(done)).content.decode()
+
+    assert "None of the selected runs can be cancelled" in html
+    assert 'name="confirm"' not in html
 
 
 def test_cancel_action__confirmed_cancels_allowed_runs_and_warns_about_the_others(

@@ -63,3 +63,19 @@ def test_workflows_page__shows_each_cron_triggers_schedule_state(viewer_client):
     assert f'<div class="squidmesh-schedule" data-state="{state}">' in report
     # Manual triggers have no schedule.
     assert report.count('class="squidmesh-schedule"') == 1
+
+
+def test_workflows_page__a_cron_triggers_last_run_is_its_last_tick_not_a_manual_start(
+    viewer_client,
+):
+    from squidmesh.schedules import fire
+
+    tick = fire("shop.daily_report", "nightly", intended="2026-05-04T04:00:00+00:00")
+    by_hand = squidmesh.start_run("shop.daily_report", "nightly", {})
+    default = squidmesh.start_run("shop.daily_report", {})
+
+    report = section(viewer_client.get(WORKFLOWS).content.decode(), "shop.daily_report")
+
+    assert default.trigger == "on_demand"  # a start without a trigger never picks the cron one
+    assert f"<code>{tick[:8]}</code>" in report
+    assert str(by_hand.pk)[:8] not in report

@@ -41,6 +41,7 @@ def test_delayed_dispatch__queue_row_is_invisible_until_due():
     assert not OrmQ.objects.filter(key=row.key, lock__lt=timezone.now()).exists()
 
 
+@pytest.mark.redis
 def test_other_broker__writes_an_outbox_message_in_the_callers_transaction(redis_broker):
     dispatcher = DjangoQDispatcher()
     assert not dispatcher.transactional and dispatcher.uses_outbox
@@ -57,6 +58,7 @@ def test_other_broker__writes_an_outbox_message_in_the_callers_transaction(redis
     assert WorkflowRun.objects.get().pk == run.pk
 
 
+@pytest.mark.redis
 def test_other_broker__delayed_dispatch_is_an_outbox_message_due_later(redis_broker):
     due = timezone.now() + timedelta(seconds=5)
     with transaction.atomic():

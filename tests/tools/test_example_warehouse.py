@@ -3,20 +3,25 @@
 import os
 import subprocess
 import sys
+from urllib.parse import urlsplit
 
 import pytest
-from shop.warehouse import FakeWarehouse
+from shop.warehouse import DEFAULT_WAREHOUSES, FakeWarehouse
 
 import squidmesh
+from squidmesh.exceptions import InvalidPayload
+from squidmesh.models import WorkflowRun
 from squidmesh.testing import drain
 from tests.conftest import ROOT
 
 
 @pytest.fixture
-def warehouse():
+def warehouse(settings):
+    """A fake warehouse on a free port, allow-listed as "local"."""
     reports = []
     running = FakeWarehouse(port=0, fail_first=1, report=reports.append).start()
     running.reports = reports
+    settings.SHOP_WAREHOUSES = {"local": running.url}
     yield running
     running.stop()
 
@@ -28,7 +33,6 @@ def test_warehouse_sync__retries_the_503_and_gets_one_ticket(warehouse):
         {
             "order_ref": "A-1",
             "lines": [{"sku": "S", "quantity": 1}],
-            "warehouse_url": warehouse.url,
         },
     )
 
@@ -51,9 +55,10 @@ def test_warehouse_sync__retries_the_503_and_gets_one_ticket(warehouse):
 
 
 @pytest.mark.django_db
-def test_warehouse_sync__nothing_listening_fails_after_four_attempts(closed_port):
+def test_warehouse_sync__nothing_listening_fails_after_four_attempts(closed_port, settings):
     url = f"http://127.0.0.1:{closed_port}/orders"
-    run = squidmesh.start_run("shop.warehouse_sync", {"order_ref": "A-2", "warehouse_url": url})
+    settings.SHOP_WAREHOUSES = {"local": url}
+    run = squidmesh.start_run("shop.warehouse_sync", {"order_ref": "A-2"})
 
     drain(include_delayed=True)
 
@@ -61,6 +66,45 @@ def test_warehouse_sync__nothing_listening_fails_after_four_attempts(closed_port
     assert done.status == "failed"
     assert done.last_error["message"] == f"POST {url} failed: connection refused"
     assert done.history[0].attempts.count() == 4
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"order_ref": "A-3", "warehouse": "http://169.254.169.254/latest/meta-data/"},
+        {"order_ref": "A-3", "warehouse_url": "http://169.254.169.254/latest/meta-data/"},
+        {"order_ref": "A-3", "url": "http://127.0.0.1:5432/"},
+    ],
+)
+@pytest.mark.django_db
+def test_warehouse_sync__payload_cannot_choose_the_url(payload):
+    with pytest.raises(InvalidPayload):
+        squidmesh.start_run("shop.warehouse_sync", payload)
+
+    assert not WorkflowRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_warehouse_sync__a_name_dropped_from_the_allow_list_fails_the_step_without_a_request(
+    warehouse, settings
+):
+    run = squidmesh.start_run("shop.warehouse_sync", {"order_ref": "A-4"})
+    settings.SHOP_WAREHOUSES = {"elsewhere": warehouse.url}
+
+    drain(include_delayed=True)
+
+    done = squidmesh.inspect_run(run.pk)
+    assert done.status == "failed"
+    assert done.last_error["message"] == "warehouse 'local' is not in SHOP_WAREHOUSES"
+    assert warehouse.requests_by_key == {}
+
+
+def test_warehouse_defaults__do_not_use_the_ports_runserver_listens_on():
+    from example import settings as example_settings
+
+    for url in [*DEFAULT_WAREHOUSES.values(), *example_settings.SHOP_WAREHOUSES.values()]:
+        assert urlsplit(url).port not in {8000, 8765}, url
+    assert FakeWarehouse.__init__.__defaults__[0] not in {8000, 8765}
 
 
 @pytest.mark.cluster

@@ -20,7 +20,10 @@ class Command(DemoCommand):
     def add_arguments(self, parser):
         super().add_arguments(parser)
         parser.add_argument(
-            "--port", type=int, default=8765, help="Warehouse port on 127.0.0.1 (0: any free port)."
+            "--port",
+            type=int,
+            default=18765,
+            help="Warehouse port on 127.0.0.1 (0: any free port).",
         )
         parser.add_argument(
             "--fail-first",
@@ -35,14 +38,18 @@ class Command(DemoCommand):
         warehouse.start()
         self.stdout.write(f"Fake warehouse listening on {warehouse.url}")
         self.stdout.write("Starting a qcluster (django-q2 worker) …")
-        cluster = Cluster(settings_module="example.settings", cwd=EXAMPLE_DIR).start()
+        # The worker finds the warehouse through the allow-list, not the payload.
+        cluster = Cluster(
+            settings_module="example.settings",
+            cwd=EXAMPLE_DIR,
+            env={"SHOP_WAREHOUSE_URL": warehouse.url},
+        ).start()
         try:
             run = squidmesh.start_run(
                 "shop.warehouse_sync",
                 {
                     "order_ref": f"WH-{int(time.time())}",
                     "lines": [{"sku": "SQUID-1", "quantity": 2}],
-                    "warehouse_url": warehouse.url,
                 },
             )
             self.stdout.write(f"started {run.workflow} run {run.pk}")
