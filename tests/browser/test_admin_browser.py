@@ -239,7 +239,9 @@ def check_dark_mode_and_the_cancelled_run(page, runs):
     assert ship.get_attribute("data-status") == "not-reached"
     # Its long error wraps inside the steps table, which stays inside its panel.
     panel = page.locator("#squidmesh-history")
-    assert right_edge(page.locator("table.squidmesh-history:not(.squidmesh-events)")) <= right_edge(panel)
+    assert right_edge(page.locator("table.squidmesh-history:not(.squidmesh-events)")) <= right_edge(
+        panel
+    )
     assert page.evaluate("document.documentElement.scrollWidth") <= LAPTOP["width"]
     page.locator("#squidmesh-progress").screenshot(
         path=str(ARTIFACTS / "admin-run-detail-cancelled-diagram.png")
