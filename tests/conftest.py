@@ -7,6 +7,7 @@ from django.db import connection
 
 from squidmesh.testing import Cluster
 from tests.availability import apply_policy, fail_if_missing, in_ci
+from tests.tiers import implied_markers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,9 +18,11 @@ def is_postgres() -> bool:
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        # A test cannot forget the marker its fixture implies.
-        if "redis_broker" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.redis)
+        # A test cannot forget the marker its fixture implies, nor `slow`
+        # (the fast tier is `-m "not slow"`, tests/tiers.py).
+        present = {marker.name for marker in item.iter_markers()}
+        for name in sorted(implied_markers(present, getattr(item, "fixturenames", ()))):
+            item.add_marker(getattr(pytest.mark, name))
     # chromium and Redis: skipped with the install command outside CI, failed in CI.
     apply_policy(items, ci=in_ci())
     if is_postgres():
@@ -28,7 +31,7 @@ def pytest_collection_modifyitems(config, items):
     # where these run; on SQLite they cannot (no row locks, one writer).
     skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://…")
     for item in items:
-        if "postgres" in item.keywords:
+        if item.get_closest_marker("postgres"):
             item.add_marker(skip)
 
 
@@ -51,6 +54,7 @@ def cluster(transactional_db):
     running = make_cluster().start()
     yield running
     running.kill()  # a graceful stop only costs time here
+    running.log.close()  # an open log would be a ResourceWarning, an error here
     if os.environ.get("SQUIDMESH_SHOW_CLUSTER_LOG"):
         print(running.output())
 
@@ -67,6 +71,7 @@ def new_cluster(transactional_db):
     yield start
     for running in started:
         running.kill()
+        running.log.close()
 
 
 @pytest.fixture

@@ -50,6 +50,9 @@ TEMPLATES = [
     }
 ]
 STATIC_URL = "/static/"
+# Tests log users in by the hundred; the default PBKDF2 hasher spends about
+# half a second of CPU on each (Django's own advice for test settings).
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'squidmesh-tests.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}

@@ -104,6 +104,7 @@ def run_inner_session(tmp_path, ci):
     return result.returncode, result.stdout
 
 
+@pytest.mark.slow  # a real subprocess: not in the fast tier
 def test_policy__outside_ci_a_session_without_chromium_or_redis_passes_with_reasons(tmp_path):
     returncode, output = run_inner_session(tmp_path, ci=False)
 
@@ -113,6 +114,7 @@ def test_policy__outside_ci_a_session_without_chromium_or_redis_passes_with_reas
     assert "127.0.0.1:6379" in output
 
 
+@pytest.mark.slow  # a real subprocess: not in the fast tier
 def test_policy__in_ci_the_same_session_fails(tmp_path):
     returncode, output = run_inner_session(tmp_path, ci=True)
 

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 LOG_PROBE = """
@@ -17,6 +19,7 @@ logging.getLogger("squidmesh").info("probe-squidmesh")
 """
 
 
+@pytest.mark.slow  # a real subprocess: not in the fast tier
 def test_example_settings__silence_django_q2_info_and_keep_its_warnings():
     env = {
         **os.environ,

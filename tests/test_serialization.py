@@ -95,6 +95,7 @@ def test_workflow_summary__names_triggers_and_steps_in_execution_order():
     }
 
 
+@pytest.mark.slow  # a real subprocess: not in the fast tier
 def test_engine_and_commands_do_not_import_rest_framework():
     # The REST API is an optional extra: the engine, the shared
     # representation and the commands must work without DRF installed.

@@ -161,6 +161,7 @@ def test_largest_accepted_durations_work():
     squidmesh_command("recover", "--older-than", "3153600000", "--dry-run")
 
 
+@pytest.mark.slow  # a real subprocess: not in the fast tier
 @pytest.mark.parametrize(
     "args",
     [

@@ -450,6 +450,7 @@ def test_wait__failed_run_exits_3(cluster):
 # -- a real process: exit statuses and no tracebacks -----------------------------
 
 
+@pytest.mark.slow  # a real subprocess: not in the fast tier
 @pytest.mark.parametrize(
     ("args", "returncode", "message"),
     [

@@ -205,6 +205,7 @@ class RunLifecycle(RuleBasedStateMachine):
         )
 
 
+@pytest.mark.slow  # ~10 s of stateful property testing: not in the fast tier
 @pytest.mark.django_db(transaction=True)
 def test_run_lifecycle__random_operation_sequences_keep_every_invariant():
     # Transactional: lifecycle signals are sent on commit.

@@ -171,9 +171,11 @@ def test_relay_killed_mid_batch__loses_nothing_and_the_duplicates_are_absorbed(
 def test_relay_process_sigkilled_mid_batch__loses_nothing(redis_broker):
     runs = [squidmesh.start_run("tests.three_steps", {}) for _ in range(6)]
     # A real `manage.py squidmesh relay` whose broker takes 0.3 s per enqueue.
-    env = make_cluster(
+    unstarted = make_cluster(
         SQUIDMESH_TEST_BROKER="redis", SQUIDMESH_TEST_BROKER_CLASS="tests.testapp.brokers.SlowRedis"
-    ).env
+    )
+    unstarted.log.close()  # only its environment is used
+    env = unstarted.env
     relay = subprocess.Popen(
         [sys.executable, "-m", "django", "squidmesh", "relay"],
         env=env,
