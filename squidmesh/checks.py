@@ -155,6 +155,10 @@ def _maintenance_setting_errors(settings: Any) -> list[checks.CheckMessage]:
         problems.append(("RECOVERY_INTERVAL", "a whole number of minutes or None", interval))
     if not whole(batch) or batch < 1:
         problems.append(("RECOVERY_BATCH", "a positive integer", batch))
+    depth = settings.MAX_PAYLOAD_DEPTH
+    # Above a few hundred levels, JSON encoding itself hits Python's recursion limit.
+    if not whole(depth) or not 1 <= depth <= 200:
+        problems.append(("MAX_PAYLOAD_DEPTH", "an integer from 1 to 200", depth))
     prune = settings.PRUNE_AFTER_DAYS
     if prune is not None and (not (whole(prune) or isinstance(prune, float)) or prune <= 0):
         problems.append(("PRUNE_AFTER_DAYS", "a positive number of days or None", prune))

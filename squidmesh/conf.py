@@ -39,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     # Keep step output bigger than this many bytes (JSON) out of the context:
     # the step fails terminally instead of bloating every later row read.
     "MAX_STEP_OUTPUT_BYTES": 1_000_000,
+    # Deepest nesting of objects and lists a payload may have, the payload
+    # object itself counting as one level: deeper payloads are refused with
+    # InvalidPayload (a 400 over REST) before any recursive JSON code sees them.
+    "MAX_PAYLOAD_DEPTH": 32,
     # REST API permissions (squidmesh.contrib.rest_framework).
     "API_READ_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "API_WRITE_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],

@@ -163,3 +163,35 @@ def test_check__valid_recovery_settings_pass():
     ):
         ids = [m.id for m in checks.run_checks(tags=["squidmesh"])]
     assert "squidmesh.E014" not in ids
+
+
+def test_check__step_named_like_a_workflow_attribute_is_e017(monkeypatch):
+    from django.apps import apps
+
+    source = (
+        "import squidmesh\n"
+        "class Clash(squidmesh.Workflow):\n"
+        "    name = 'tests.clash'\n"
+        "    triggers = [squidmesh.manual()]\n"
+        "    get_trigger = squidmesh.log('shadows Workflow.get_trigger')\n"
+    )
+    registry = WorkflowRegistry()
+    path = apps.get_app_config("testapp").path + "/clashing_workflows.py"
+    with open(path, "w") as handle:
+        handle.write(source)
+    try:
+        registry.autodiscover("clashing_workflows")
+    finally:
+        os.remove(path)
+        sys.modules.pop("tests.testapp.clashing_workflows", None)
+    monkeypatch.setattr(squidmesh.registry, "definition_errors", registry.definition_errors)
+    found = [m for m in checks.run_checks(tags=["squidmesh"]) if m.id == "squidmesh.E017"]
+    assert [m.obj for m in found] == ["tests.clash"]
+    assert "step 'get_trigger' has the name of a Workflow attribute" in found[0].msg
+
+
+@pytest.mark.parametrize("depth", [0, 201, "32", True])
+def test_check__max_payload_depth_out_of_range_is_e014(depth):
+    with override_settings(SQUIDMESH={"MAX_PAYLOAD_DEPTH": depth}):
+        errors = [m for m in checks.run_checks(tags=["squidmesh"]) if m.id == "squidmesh.E014"]
+    assert [m.msg.split("]")[0] for m in errors] == ["SQUIDMESH['MAX_PAYLOAD_DEPTH'"]

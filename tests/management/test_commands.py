@@ -197,7 +197,7 @@ def test_start__malformed_arguments_are_usage_errors(args, message):
 @pytest.mark.django_db
 def test_runs__table_newest_first():
     older = squidmesh.start_run("tests.three_steps", {})
-    newer = squidmesh.start_run("shop.daily_report", "on_demand", {})
+    newer = squidmesh.start_run("shop.daily_report", {}, trigger="on_demand")
 
     out, _ = squidmesh_command("runs")
 
@@ -218,7 +218,7 @@ def test_runs__no_runs():
 def test_runs__filters_and_limit_with_json():
     runs = [squidmesh.start_run("tests.three_steps", {}) for _ in range(3)]
     squidmesh.cancel_run(runs[1].pk)
-    squidmesh.start_run("shop.daily_report", "on_demand", {})
+    squidmesh.start_run("shop.daily_report", {}, trigger="on_demand")
 
     def listed(*args):
         return [run["id"] for run in json.loads(squidmesh_command("runs", "--json", *args)[0])]

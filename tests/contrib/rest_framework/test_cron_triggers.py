@@ -8,7 +8,7 @@ pytestmark = pytest.mark.django_db
 
 def test_cron_triggers__next_fire_time_and_last_runs(staff_client):
     sync_schedules()
-    run = squidmesh.start_run("shop.daily_report", "nightly", {})
+    run = squidmesh.start_run("shop.daily_report", {}, trigger="nightly")
 
     response = staff_client.get("/api/cron-triggers/?workflow=shop.daily_report")
 

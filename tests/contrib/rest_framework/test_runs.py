@@ -52,7 +52,7 @@ def test_list_runs__filters(staff_client, query, expected):
         "pending": start("pending"),
         "cancelled": squidmesh.cancel_run(start("cancelled").pk),
         "flaky": squidmesh.start_run("tests.flaky", {}),
-        "report": squidmesh.start_run("shop.daily_report", "on_demand", {}),
+        "report": squidmesh.start_run("shop.daily_report", {}, trigger="on_demand"),
     }
     names = {str(run.pk): name for name, run in runs.items()}
 
