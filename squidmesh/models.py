@@ -73,6 +73,7 @@ class WorkflowRun(models.Model):
         ordering = ["-created_at", "-id"]
         # Operator actions: the admin never edits runs, it calls the runtime API.
         permissions = [
+            ("start_workflowrun", _("Can start workflow runs")),
             ("cancel_workflowrun", _("Can cancel workflow runs")),
             ("replay_workflowrun", _("Can replay workflow runs")),
         ]
