@@ -221,7 +221,25 @@ class RunStartSerializer(StrictSerializer):
     )
 
 
-class RunFilterSerializer(serializers.Serializer):
+class QuerySerializer(serializers.Serializer):
+    """Query parameters, where an empty value (`?workflow=`) is a 400, not "no filter".
+
+    DRF reads an empty query value of an optional field as absent, which
+    contradicts the schema's `minLength` and hides a client's mistake.
+    """
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        blank = {
+            name: ["This field may not be blank."]
+            for name in self.fields
+            if hasattr(data, "get") and data.get(name) == ""
+        }
+        if blank:
+            raise serializers.ValidationError(blank)
+        return super().to_internal_value(data)
+
+
+class RunFilterSerializer(QuerySerializer):
     """Query parameters of the run list."""
 
     workflow = serializers.CharField(required=False, help_text="Registered workflow name.")
@@ -243,7 +261,7 @@ class RunFilterSerializer(serializers.Serializer):
         return attrs
 
 
-class RunDetailQuerySerializer(serializers.Serializer):
+class RunDetailQuerySerializer(QuerySerializer):
     history = serializers.BooleanField(
         required=False, default=False, help_text="Include the step runs and their attempts."
     )

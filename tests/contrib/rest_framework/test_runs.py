@@ -92,6 +92,11 @@ def test_list_runs__created_range_includes_after_and_excludes_before(staff_clien
         # "p=\x00"), once a ValidationError (500) from the database filter.
         ("cursor=cD1ub3RhZGF0ZSZyPTE=", "cursor"),
         ("cursor=cD0A", "cursor"),
+        # Empty values were read as "no filter", despite the schema's minLength.
+        ("workflow=", "workflow"),
+        ("status=", "status"),
+        ("trigger=", "trigger"),
+        ("created_after=", "created_after"),
         ("cursor=cD0yMDI1LTEzLTQ1IDAwOjAwOjAw", "cursor"),  # p=2025-13-45 00:00:00
     ],
 )
@@ -223,9 +228,10 @@ def test_run_detail__matches_the_shared_representation(staff_client):
     assert body == expected
 
 
-def test_run_detail__bad_history_flag_is_400(staff_client):
+@pytest.mark.parametrize("flag", ["perhaps", ""])
+def test_run_detail__bad_history_flag_is_400(staff_client, flag):
     run = start()
-    response = staff_client.get(f"/api/runs/{run.pk}/?history=perhaps")
+    response = staff_client.get(f"/api/runs/{run.pk}/?history={flag}")
     assert response.status_code == 400
     assert list(response.json()) == ["history"]
 
