@@ -476,3 +476,19 @@ def test_command_line__exit_status_and_message_without_traceback(args, returncod
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("--payload=" + "[" * 100_000 + "]" * 100_000, "nested too deeply to decode"),
+        ("label=" + "[" * 100_000 + "]" * 100_000, "label: nested too deeply to decode"),
+    ],
+)
+@pytest.mark.django_db
+def test_start__json_nested_too_deeply_to_decode_is_a_usage_error(argument, message):
+    with pytest.raises(CommandError) as error:
+        squidmesh_command("start", "tests.three_steps", argument)
+    # An argparse error: exit status 2 from the command line.
+    assert message in str(error.value)
+    assert not WorkflowRun.objects.exists()
