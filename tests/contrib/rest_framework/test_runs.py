@@ -433,6 +433,13 @@ def test_create_run__body_over_the_upload_limit_is_413_json(staff_client, settin
     assert not WorkflowRun.objects.exists()
 
 
+def test_list_runs__too_many_query_fields_is_400_json(staff_client, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    response = staff_client.get("/api/runs/?" + "&".join(f"x{n}=1" for n in range(20)))
+    assert response.status_code == 400
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in response.json()["detail"]
+
+
 @pytest.mark.parametrize("action", ["cancel", "replay"])
 def test_cancel_and_replay__a_body_with_fields_is_400_naming_them(staff_client, action):
     run = start()
