@@ -1,9 +1,10 @@
 """squidmesh: durable, code-defined workflows for Django, executed on django-q2.
 
 The API functions are imported lazily so that `import squidmesh` (in a
-`workflows.py` or in settings) never loads models before the app registry:
-`squidmesh.start_run` and its siblings are thin functions that load the real
-one, and check that Django is ready, only when they are called.
+`workflows.py` or in settings) never loads models before the app registry.
+Looked up before Django is ready (`from squidmesh import start_run` at the
+top of a `workflows.py`), they are thin functions that load the real one, and
+check that Django is ready, only when called.
 """
 
 from __future__ import annotations
@@ -116,7 +117,10 @@ def _deferred(name: str, module: str) -> Callable[..., Any]:
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        function = _deferred(name, _LAZY[name])
-        globals()[name] = function  # one object per name: `is` and mocks behave
-        return function
+        from django.apps import apps
+
+        if apps.ready:
+            # The function itself: its signature and docs, and `is` holds.
+            return getattr(import_module(_LAZY[name]), name)
+        return _deferred(name, _LAZY[name])
     raise AttributeError(f"module 'squidmesh' has no attribute {name!r}")

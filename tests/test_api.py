@@ -314,6 +314,10 @@ def test_api_before_apps_ready__lookup_works_and_a_call_explains_the_fix(monkeyp
         start_run("tests.three_steps", {})
     monkeypatch.setattr(apps, "ready", True)
     assert start_run("tests.three_steps", {}).status == "pending"
+    # Once Django is ready, the name is the function itself.
+    from squidmesh import api
+
+    assert squidmesh.start_run is api.start_run
 
 
 def test_run_status_is_exported():

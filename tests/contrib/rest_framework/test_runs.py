@@ -326,7 +326,7 @@ def test_create_run__same_idempotency_key_returns_the_first_run_with_200(staff_c
         # An explicit null is refused, as start_run(workflow, None) is.
         (
             {"workflow": "tests.three_steps", "payload": None},
-            {"payload": ["This field may not be null."]},
+            {"payload": ["Expected a JSON object of payload fields, not null."]},
         ),
         # Misspelt optional fields were dropped and the run started on defaults.
         (
