@@ -346,3 +346,22 @@ def test_start_run__started_now_tells_a_new_run_from_an_idempotent_repeat():
     first = squidmesh.start_run(ThreeSteps, {}, idempotency_key="k-1")
     again = squidmesh.start_run(ThreeSteps, {}, idempotency_key="k-1")
     assert (first.started_now, again.started_now) == (True, False)
+
+
+def test_start_run__example_amount_beyond_its_column_is_refused_up_front():
+    # The example's Order.amount_cents is a PositiveIntegerField; 99999999999999999999999
+    # once passed validation and failed inside reserve_stock ("integer out of range").
+    for amount in (99999999999999999999999, 2**31, -1):
+        with pytest.raises(InvalidPayload) as raised:
+            squidmesh.start_run("shop.order_fulfilment", {"order_ref": "X", "amount_cents": amount})
+        assert set(raised.value.errors) == {"amount_cents"}
+    assert_nothing_persisted()
+
+
+def test_start_run__example_report_date_is_an_iso_date_defaulting_to_today():
+    from django.utils import timezone
+
+    run = squidmesh.start_run("shop.daily_report", trigger="on_demand")
+    assert run.payload == {"report_date": timezone.localdate().isoformat()}
+    with pytest.raises(InvalidPayload, match="report_date: must be an ISO-8601 date"):
+        squidmesh.start_run("shop.daily_report", {"report_date": "31/01/2024"}, trigger="on_demand")
