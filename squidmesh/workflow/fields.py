@@ -217,9 +217,9 @@ class Choice(Field):
 # Values stay the strings the client sent (payloads are JSON and never
 # coerced); these patterns pin the ISO-8601 extended form, which
 # `fromisoformat` alone would widen to "20250131" or week dates.
-DATE_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
+DATE_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 DATETIME_PATTERN = re.compile(
-    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})"
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})", re.ASCII
 )
 
 

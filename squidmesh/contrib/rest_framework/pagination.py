@@ -33,10 +33,8 @@ class RunCursorPagination(CursorPagination):
         if raw is None:
             return settings.LIST_LIMIT
         maximum = settings.MAX_LIST_LIMIT
-        try:
-            size = int(raw)
-        except ValueError:
-            size = 0
+        # int() also reads "１" (full-width) and " 5 "; the schema says an integer.
+        size = int(raw) if raw.isascii() and raw.isdigit() else 0
         if not 0 < size <= maximum:
             raise ValidationError(
                 {self.page_size_query_param: [f"Must be an integer from 1 to {maximum}."]}

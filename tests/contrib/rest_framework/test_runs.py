@@ -87,6 +87,7 @@ def test_list_runs__created_range_includes_after_and_excludes_before(staff_clien
         ("limit=0", "limit"),
         ("limit=abc", "limit"),
         ("limit=1001", "limit"),
+        ("limit=%EF%BC%91", "limit"),  # a full-width 1, which int() reads as 1
         ("cursor=not-a-cursor", "cursor"),
         # Well-formed cursors with a position that is no time ("p=notadate&r=1",
         # "p=\x00"), once a ValidationError (500) from the database filter.
