@@ -33,7 +33,7 @@ class RunCursorPagination(CursorPagination):
         if raw is None:
             return settings.LIST_LIMIT
         maximum = settings.MAX_LIST_LIMIT
-        # int() also reads "１" (full-width) and " 5 "; the schema says an integer.
+        # int() also reads full-width digits and " 5 "; the schema says an integer.
         size = int(raw) if raw.isascii() and raw.isdigit() else 0
         if not 0 < size <= maximum:
             raise ValidationError(
