@@ -173,6 +173,10 @@ def _maintenance_setting_errors(settings: Any) -> list[checks.CheckMessage]:
         problems.append(
             ("HEARTBEAT_TIMEOUT", f"at least twice HEARTBEAT_INTERVAL ({interval!r})", silence)
         )
+    depth = settings.MAX_PAYLOAD_DEPTH
+    # Above a few hundred levels, JSON encoding itself hits Python's recursion limit.
+    if not whole(depth) or not 1 <= depth <= 200:
+        problems.append(("MAX_PAYLOAD_DEPTH", "an integer from 1 to 200", depth))
     prune = settings.PRUNE_AFTER_DAYS
     if prune is not None and (not (whole(prune) or isinstance(prune, float)) or prune <= 0):
         problems.append(("PRUNE_AFTER_DAYS", "a positive number of days or None", prune))

@@ -643,7 +643,7 @@ def _recent_runs(keys: list[tuple[str, str]], limit: int) -> dict[tuple[str, str
     if not keys or limit < 1:
         return {}
     # Only the runs its ticks started: a run of a cron trigger started by
-    # hand (`start_run(workflow, "nightly", ...)`) is not the schedule's.
+    # hand (`start_run(workflow, ..., trigger="nightly")`) is not the schedule's.
     ticks = WorkflowRun.objects.filter(_matching(keys), idempotency_key__startswith=TICK_KEY_PREFIX)
     rows = (
         _newest_per_trigger(

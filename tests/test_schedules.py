@@ -722,9 +722,9 @@ def test_cron_triggers__last_runs_are_its_ticks_not_runs_started_by_hand(
 ):
     tick = fire("tests.cron_nightly", "nightly", intended="2026-05-04T04:00:00+00:00")
     # Started by hand on the cron trigger itself, after the tick: not the schedule's run.
-    squidmesh.start_run("tests.cron_nightly", "nightly", {})
-    squidmesh.start_run("tests.cron_nightly", "nightly", {}, idempotency_key="by-hand")
-    squidmesh.start_run("tests.cron_minutely", "tick", {})
+    squidmesh.start_run("tests.cron_nightly", {}, trigger="nightly")
+    squidmesh.start_run("tests.cron_nightly", {}, trigger="nightly", idempotency_key="by-hand")
+    squidmesh.start_run("tests.cron_minutely", {}, trigger="tick")
 
     with django_assert_max_num_queries(3):
         infos = {(i.workflow, i.trigger): i for i in cron_triggers(runs=3)}
@@ -747,7 +747,7 @@ def test_start_without_trigger__of_a_cron_only_workflow_names_the_cron_triggers(
     assert "only triggers are cron triggers (tick)" in str(raised.value)
     assert "Name the trigger explicitly" in str(raised.value)
     assert not WorkflowRun.objects.exists()
-    assert squidmesh.start_run("tests.cron_minutely", "tick", {}).trigger == "tick"
+    assert squidmesh.start_run("tests.cron_minutely", {}, trigger="tick").trigger == "tick"
 
 
 def test_definition__a_cron_trigger_cannot_be_the_default():

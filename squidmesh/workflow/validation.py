@@ -38,6 +38,7 @@ CHECK_IDS = {
     "squidmesh.E014": "the SQUIDMESH settings are invalid",
     "squidmesh.E015": "the workflow name is not a non-empty string",
     "squidmesh.E016": "a cron trigger's payload has a required field without a default",
+    "squidmesh.E017": "a step is named like a Workflow attribute (get_trigger, describe, ...)",
 }
 
 

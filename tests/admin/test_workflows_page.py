@@ -71,7 +71,7 @@ def test_workflows_page__a_cron_triggers_last_run_is_its_last_tick_not_a_manual_
     from squidmesh.schedules import fire
 
     tick = fire("shop.daily_report", "nightly", intended="2026-05-04T04:00:00+00:00")
-    by_hand = squidmesh.start_run("shop.daily_report", "nightly", {})
+    by_hand = squidmesh.start_run("shop.daily_report", {}, trigger="nightly")
     default = squidmesh.start_run("shop.daily_report", {})
 
     report = section(viewer_client.get(WORKFLOWS).content.decode(), "shop.daily_report")

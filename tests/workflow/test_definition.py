@@ -161,3 +161,14 @@ def test_describe__is_json_ready_definition():
         "required": False,
         "default": 0,
     }
+
+
+@pytest.mark.parametrize(
+    "step_name", ["get_trigger", "describe", "triggers", "name", "steps", "ordered_steps"]
+)
+def test_step_named_like_a_workflow_attribute__is_a_definition_error_naming_it(step_name):
+    # Accepted once, then start_run / describe failed with a TypeError.
+    with pytest.raises(WorkflowDefinitionError) as raised:
+        define(**{step_name: Step(noop)})
+    assert "squidmesh.E017" in check_ids(raised.value)
+    assert f"step {step_name!r} has the name of a Workflow attribute" in str(raised.value)

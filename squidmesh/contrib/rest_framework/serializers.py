@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -18,9 +19,11 @@ from squidmesh.lifecycle import AttemptStatus, RunStatus, StepStatus
 
 __all__ = [
     "AttemptSerializer",
-    "ConflictSerializer",
+    "CancelConflictSerializer",
     "CronTriggerSerializer",
     "ErrorSerializer",
+    "ReplayConflictSerializer",
+    "RunActionSerializer",
     "RunDetailQuerySerializer",
     "RunDetailSerializer",
     "RunEventSerializer",
@@ -161,8 +164,66 @@ class RunDetailSerializer(RunSerializer):
     )
 
 
-class RunStartSerializer(serializers.Serializer):
-    """Start a run: `squidmesh.start_run(workflow, trigger, payload, idempotency_key=...)`."""
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class PayloadField(serializers.JSONField):
+    """A payload as the client sent it: a JSON object, checked by `start_run` alone.
+
+    DRF's `JSONField` re-encodes a value to check it, which recursion-errors
+    on deep nesting; `start_run` measures the depth without recursing and
+    names the bad field, so the API and the Python API refuse the same
+    payloads with the same messages.
+    """
+
+    default_error_messages = {
+        **serializers.JSONField.default_error_messages,
+        "not_object": "Expected a JSON object of payload fields.",
+        # As `start_run(workflow, None)` refuses it; leave the field out for {}.
+        "null": "Expected a JSON object of payload fields, not null.",
+    }
+
+    def to_internal_value(self, data: Any) -> Any:
+        if getattr(data, "is_json_string", False):  # the browsable API's form
+            try:
+                data = json.loads(data)
+            except (TypeError, ValueError, RecursionError):
+                self.fail("invalid")
+        if not isinstance(data, dict):
+            self.fail("not_object")
+        return data
+
+
+class StrictSerializer(serializers.Serializer):
+    """A request body serializer that refuses fields it does not declare.
+
+    A misspelt optional field (`"paylod"`, `"idempotency-key"`) would
+    otherwise be dropped silently and the request served on defaults.
+    """
+
+    #: Sent by the browsable API's HTML form; not a field of the request.
+    FORM_KEYS = frozenset({"csrfmiddlewaretoken"})
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        unknown = (
+            sorted(set(data) - set(self.fields) - self.FORM_KEYS) if isinstance(data, dict) else []
+        )
+        errors: dict[str, Any] = {name: ["Unknown field."] for name in unknown}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            if not isinstance(error.detail, dict):
+                raise
+            errors = {**error.detail, **errors}
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+class RunActionSerializer(StrictSerializer):
+    """The body of a cancel or replay: none, or an empty JSON object."""
+
+
+class RunStartSerializer(StrictSerializer):
+    """Start a run: `squidmesh.start_run(workflow, payload, trigger=..., idempotency_key=...)`."""
 
     workflow = serializers.CharField(max_length=200, help_text="Registered workflow name.")
     trigger = serializers.CharField(
@@ -171,10 +232,10 @@ class RunStartSerializer(serializers.Serializer):
         allow_null=True,
         help_text="Trigger name; the workflow's default trigger when omitted.",
     )
-    payload = ObjectField(
+    payload = PayloadField(
         required=False,
-        allow_null=True,
-        help_text="Payload validated against the trigger's contract; {} when omitted.",
+        help_text="Payload validated against the trigger's contract (undeclared fields are "
+        "refused); {} when omitted.",
     )
     idempotency_key = serializers.CharField(
         max_length=255,
@@ -183,13 +244,26 @@ class RunStartSerializer(serializers.Serializer):
         help_text="A second start with the same key and workflow returns the first run (200).",
     )
 
-    def validate_payload(self, value: Any) -> Any:
-        if value is not None and not isinstance(value, dict):
-            raise serializers.ValidationError("Expected a JSON object of payload fields.")
-        return value
+
+class QuerySerializer(serializers.Serializer):
+    """Query parameters, where an empty value (`?workflow=`) is a 400, not "no filter".
+
+    DRF reads an empty query value of an optional field as absent, which
+    contradicts the schema's `minLength` and hides a client's mistake.
+    """
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        blank = {
+            name: ["This field may not be blank."]
+            for name in self.fields
+            if hasattr(data, "get") and data.get(name) == ""
+        }
+        if blank:
+            raise serializers.ValidationError(blank)
+        return super().to_internal_value(data)
 
 
-class RunFilterSerializer(serializers.Serializer):
+class RunFilterSerializer(QuerySerializer):
     """Query parameters of the run list."""
 
     workflow = serializers.CharField(required=False, help_text="Registered workflow name.")
@@ -206,7 +280,7 @@ class RunFilterSerializer(serializers.Serializer):
     # view calls: one check for the API, the command and REST.
 
 
-class RunDetailQuerySerializer(serializers.Serializer):
+class RunDetailQuerySerializer(QuerySerializer):
     history = serializers.BooleanField(
         required=False, default=False, help_text="Include the step runs and their attempts."
     )
@@ -263,18 +337,20 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(read_only=True)
 
 
-class ConflictSerializer(serializers.Serializer):
-    detail = serializers.CharField(read_only=True, help_text="Why the action is refused.")
-    status = RunStatusField(
-        read_only=True,
-        required=False,
-        help_text="The run's status (cancel only).",
-    )
+# Response-only shapes, declared writable so that the schema marks exactly
+# the keys each response always has as required (drf-spectacular makes every
+# read-only field required).
+class CancelConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="Why the run cannot be cancelled.")
+    status = RunStatusField(help_text="The run's status, which has ended.")
+
+
+class ReplayConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="Why the run cannot be replayed.")
     payload = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
-        read_only=True,
         required=False,
-        help_text="Payload field errors when the stored payload no longer fits (replay only).",
+        help_text="Payload field errors, when the stored payload no longer fits the contract.",
     )
 
 

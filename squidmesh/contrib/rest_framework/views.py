@@ -4,25 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
-from rest_framework import status, viewsets
+from rest_framework import parsers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from squidmesh import api
 from squidmesh.audit import EventSource
-from squidmesh.contrib.rest_framework.exceptions import Conflict, payload_errors
+from squidmesh.contrib.rest_framework.exceptions import (
+    Conflict,
+    RequestTooLarge,
+    payload_errors,
+)
 from squidmesh.contrib.rest_framework.pagination import RunCursorPagination
+from squidmesh.contrib.rest_framework.parsers import JSONParser
 from squidmesh.contrib.rest_framework.permissions import permissions_for
 from squidmesh.contrib.rest_framework.schema import document
 from squidmesh.contrib.rest_framework.serializers import (
-    ConflictSerializer,
+    CancelConflictSerializer,
     CronTriggerSerializer,
     ErrorSerializer,
+    ReplayConflictSerializer,
+    RunActionSerializer,
     RunDetailQuerySerializer,
     RunDetailSerializer,
     RunFilterSerializer,
@@ -50,6 +58,9 @@ DENIED = OpenApiResponse(ErrorSerializer, description="Not authenticated or not 
 INVALID = OpenApiResponse(
     OpenApiTypes.OBJECT, description="Field errors: `{field: [message, ...]}`."
 )
+TOO_LARGE = OpenApiResponse(
+    ErrorSerializer, description="The body exceeds the project's DATA_UPLOAD_MAX_MEMORY_SIZE."
+)
 RUN_ID = OpenApiParameter(
     "id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The run's id."
 )
@@ -74,6 +85,23 @@ class SquidmeshViewSetMixin:
 
     def get_permissions(self):
         return permissions_for(self.request)
+
+    def get_parsers(self):
+        # Keep the project's parsers; only DRF's own JSON parser is swapped
+        # for one that answers 400 to a body nested too deeply to decode.
+        return [
+            JSONParser() if type(parser) is parsers.JSONParser else parser
+            for parser in super().get_parsers()
+        ]
+
+    def handle_exception(self, exc):
+        # Django raises RequestDataTooBig when the body is read; unhandled it
+        # becomes Django's HTML 400 page instead of a JSON answer.
+        if isinstance(exc, RequestDataTooBig):
+            exc = RequestTooLarge()
+        elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+            exc = ParseError(f"{exc} (DATA_UPLOAD_MAX_NUMBER_FIELDS / _FILES).")
+        return super().handle_exception(exc)
 
 
 class WorkflowViewSet(SquidmeshViewSetMixin, viewsets.ViewSet):
@@ -207,6 +235,7 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
             ),
             400: INVALID,
             403: DENIED,
+            413: TOO_LARGE,
         },
     )
     def create(self, request: Request) -> Response:
@@ -217,8 +246,8 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
         try:
             run = api.start_run(
                 data["workflow"],
+                data.get("payload", {}),
                 trigger=data.get("trigger"),
-                payload=data.get("payload"),
                 idempotency_key=key,
                 actor=request.user,
                 source=EventSource.REST,
@@ -247,13 +276,16 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
             200: OpenApiResponse(
                 RunDetailSerializer, description="The run, now cancelled or cancelling."
             ),
+            400: INVALID,
             403: DENIED,
             404: NOT_FOUND,
-            409: OpenApiResponse(ConflictSerializer, description="The run already ended."),
+            409: OpenApiResponse(CancelConflictSerializer, description="The run already ended."),
+            413: TOO_LARGE,
         },
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
+        self.check_action_body(request)
         self.get_run(pk)
         try:
             run = api.cancel_run(pk, actor=request.user, source=EventSource.REST)
@@ -281,8 +313,9 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
             400: INVALID,
             403: DENIED,
             404: NOT_FOUND,
+            413: TOO_LARGE,
             409: OpenApiResponse(
-                ConflictSerializer,
+                ReplayConflictSerializer,
                 description="The workflow is no longer registered, or its trigger or "
                 "payload contract changed so the source run's payload no longer fits.",
             ),
@@ -290,6 +323,7 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def replay(self, request: Request, pk: str) -> Response:
+        self.check_action_body(request)
         self.get_run(pk)
         key = self.idempotency_key(request)
         try:
@@ -330,6 +364,12 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
                 }
             )
         return header
+
+    @staticmethod
+    def check_action_body(request: Request) -> None:
+        """Refuse a cancel or replay body with fields (400 naming them); none is expected."""
+        if request.data:
+            RunActionSerializer(data=request.data).is_valid(raise_exception=True)
 
     def get_run(self, run_id: str, *, include_history: bool = False) -> WorkflowRun:
         """Return the run for the URL, after the object-level permission checks."""

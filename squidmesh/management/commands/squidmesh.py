@@ -68,6 +68,8 @@ def payload_object(text: str) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise argparse.ArgumentTypeError(f"not valid JSON ({error})") from None
+    except RecursionError:
+        raise argparse.ArgumentTypeError("nested too deeply to decode") from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError('must be a JSON object, e.g. \'{"order_ref": "A-1"}\'')
     return value
@@ -82,6 +84,8 @@ def field_assignment(text: str) -> tuple[str, Any]:
         return name, json.loads(raw)
     except json.JSONDecodeError:
         return name, raw
+    except RecursionError:
+        raise argparse.ArgumentTypeError(f"{name}: nested too deeply to decode") from None
 
 
 def moment(text: str) -> datetime:
