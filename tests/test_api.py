@@ -143,9 +143,11 @@ def test_inspect_run__history_of_a_run_with_include_history_costs_no_more_querie
 ):
     run = squidmesh.start_run(ThreeSteps, {})
     drain()
-    with django_assert_num_queries(3):
+    # run + step runs + attempts + the audit trail's events.
+    with django_assert_num_queries(4):
         loaded = squidmesh.inspect_run(run.pk, include_history=True)
         [list(step.attempts.all()) for step in loaded.history]
+        list(loaded.events.all())
 
 
 def test_start_run__invalid_payload_names_every_field():

@@ -14,7 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from squidmesh.audit import EventKind, EventSource
+from squidmesh.audit import MAX_REASON_LENGTH, EventKind, EventSource
 from squidmesh.lifecycle import AttemptStatus, RunStatus, StepStatus
 
 __all__ = [
@@ -218,8 +218,15 @@ class StrictSerializer(serializers.Serializer):
         return value
 
 
+REASON_HELP = "Why, kept with your username in the run's events."
+
+
 class RunActionSerializer(StrictSerializer):
-    """The body of a cancel or replay: none, or an empty JSON object."""
+    """The body of a cancel or replay: none, an empty JSON object, or a reason."""
+
+    reason = serializers.CharField(
+        max_length=MAX_REASON_LENGTH, required=False, allow_blank=True, help_text=REASON_HELP
+    )
 
 
 class RunStartSerializer(StrictSerializer):
@@ -242,6 +249,9 @@ class RunStartSerializer(StrictSerializer):
         required=False,
         allow_null=True,
         help_text="A second start with the same key and workflow returns the first run (200).",
+    )
+    reason = serializers.CharField(
+        max_length=MAX_REASON_LENGTH, required=False, allow_blank=True, help_text=REASON_HELP
     )
 
 

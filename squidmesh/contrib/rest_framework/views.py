@@ -251,6 +251,7 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
                 idempotency_key=key,
                 actor=request.user,
                 source=EventSource.REST,
+                reason=data.get("reason") or None,
             )
         except UnknownWorkflow as error:
             raise ValidationError({"workflow": [str(error)]}) from None
@@ -271,7 +272,7 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
         "executing becomes `cancelling` and then `cancelled` without advancing.",
         operation_id="runs_cancel",
         parameters=[RUN_ID],
-        request=None,
+        request=RunActionSerializer,
         responses={
             200: OpenApiResponse(
                 RunDetailSerializer, description="The run, now cancelled or cancelling."
@@ -285,10 +286,10 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
-        self.check_action_body(request)
+        reason = self.action_reason(request)
         self.get_run(pk)
         try:
-            run = api.cancel_run(pk, actor=request.user, source=EventSource.REST)
+            run = api.cancel_run(pk, actor=request.user, source=EventSource.REST, reason=reason)
         except RunNotFound as error:
             raise NotFound(str(error)) from None
         except InvalidTransition as error:
@@ -303,7 +304,7 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
         "started (200), so a double submit starts one run.",
         operation_id="runs_replay",
         parameters=[RUN_ID, IDEMPOTENCY_KEY],
-        request=None,
+        request=RunActionSerializer,
         responses={
             201: OpenApiResponse(RunDetailSerializer, description="The new run."),
             200: OpenApiResponse(
@@ -323,12 +324,12 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def replay(self, request: Request, pk: str) -> Response:
-        self.check_action_body(request)
+        reason = self.action_reason(request)
         self.get_run(pk)
         key = self.idempotency_key(request)
         try:
             run = api.replay_run(
-                pk, idempotency_key=key, actor=request.user, source=EventSource.REST
+                pk, idempotency_key=key, actor=request.user, source=EventSource.REST, reason=reason
             )
         except RunNotFound as error:
             raise NotFound(str(error)) from None
@@ -366,10 +367,13 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
         return header
 
     @staticmethod
-    def check_action_body(request: Request) -> None:
-        """Refuse a cancel or replay body with fields (400 naming them); none is expected."""
-        if request.data:
-            RunActionSerializer(data=request.data).is_valid(raise_exception=True)
+    def action_reason(request: Request) -> str | None:
+        """Return the reason a cancel or replay body gives; refuse any other field (400)."""
+        if not request.data:
+            return None
+        serializer = RunActionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data.get("reason") or None
 
     def get_run(self, run_id: str, *, include_history: bool = False) -> WorkflowRun:
         """Return the run for the URL, after the object-level permission checks."""
