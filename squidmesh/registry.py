@@ -61,13 +61,23 @@ class WorkflowRegistry:
     def get(self, workflow: type[Workflow] | str) -> type[Workflow]:
         """Return the registered workflow for a name or class.
 
-        Raise `UnknownWorkflow` if it is not registered.
+        Raise `UnknownWorkflow` if it is not registered. A class counts as
+        registered only if it is the registered definition of its name: an
+        unregistered class that happens to share a name with a registered one
+        must not run the other class's steps.
         """
-        name = workflow if isinstance(workflow, str) else getattr(workflow, "name", workflow)
-        try:
-            return self._workflows[name]
-        except (KeyError, TypeError):
-            raise UnknownWorkflow(str(name)) from None
+        if isinstance(workflow, str):
+            name = workflow
+        else:
+            name = getattr(workflow, "name", None)
+            if not isinstance(name, str):
+                raise UnknownWorkflow(repr(workflow))
+        found = self._workflows.get(name)
+        if found is None:
+            raise UnknownWorkflow(name)
+        if not isinstance(workflow, str) and _qualified(found) != _qualified(workflow):
+            raise UnknownWorkflow(_qualified(workflow))
+        return found
 
     def is_registered(self, name: str) -> bool:
         return name in self._workflows
