@@ -141,6 +141,8 @@ class Step:
         target = self.target
         if isinstance(target, type):
             return target().run(data, ctx)
+        if target is None:  # `definition_errors()` stops such a step at class creation
+            raise TypeError(f"step {self.name!r} has nothing to run")
         return target(data, ctx)
 
     def delay_before(self, data: Mapping[str, Any]) -> float:
@@ -187,7 +189,7 @@ class Wait(Step):
         return {**super().describe(), "duration": self.duration}
 
 
-class _FormatData(dict):
+class _FormatData(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
 
