@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar, overload
 
 from squidmesh.exceptions import (
     AlreadyRegistered,
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from squidmesh.workflow.base import Workflow
 
 __all__ = ["WorkflowRegistry", "register", "registry"]
+
+W = TypeVar("W", bound="Workflow")
 
 
 class WorkflowRegistry:
@@ -69,9 +72,10 @@ class WorkflowRegistry:
         if isinstance(workflow, str):
             name = workflow
         else:
-            name = getattr(workflow, "name", None)
-            if not isinstance(name, str):
+            class_name = getattr(workflow, "name", None)
+            if not isinstance(class_name, str):
                 raise UnknownWorkflow(repr(workflow))
+            name = class_name
         found = self._workflows.get(name)
         if found is None:
             raise UnknownWorkflow(name)
@@ -118,10 +122,19 @@ def _qualified(cls: type) -> str:
 registry = WorkflowRegistry()
 
 
-def register(workflow: type[Workflow] | None = None, *, to: WorkflowRegistry | None = None):
+@overload
+def register(workflow: type[W], *, to: WorkflowRegistry | None = None) -> type[W]: ...
+@overload
+def register(
+    workflow: None = None, *, to: WorkflowRegistry | None = None
+) -> Callable[[type[W]], type[W]]: ...
+def register(
+    workflow: type[W] | None = None, *, to: WorkflowRegistry | None = None
+) -> type[W] | Callable[[type[W]], type[W]]:
     """Class decorator registering a workflow (in `registry` unless `to` is given)."""
 
-    def decorate(cls: type[Workflow]) -> type[Workflow]:
-        return (to or registry).register(cls)
+    def decorate(cls: type[W]) -> type[W]:
+        (to or registry).register(cls)
+        return cls
 
     return decorate(workflow) if workflow is not None else decorate
