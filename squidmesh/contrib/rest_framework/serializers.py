@@ -258,7 +258,8 @@ class QuerySerializer(serializers.Serializer):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         blank: dict[str, list[str]] = {
             name: ["This field may not be blank."]
-            for name in self.fields
+            # Not `for name in self.fields`: the stubs type that as fields.
+            for name, _field in self.fields.items()
             if hasattr(data, "get") and data.get(name) == ""
         }
         if blank:
