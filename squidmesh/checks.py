@@ -5,11 +5,14 @@ Check ids are listed in docs/reference/checks.md. No check touches the database.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core import checks
 
 from squidmesh.workflow.validation import CHECK_IDS
+
+if TYPE_CHECKING:
+    from squidmesh.workflow.base import Workflow
 
 __all__ = ["check_cron_settings", "check_settings", "check_workflows"]
 
@@ -33,12 +36,12 @@ def check_workflows(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
     return messages
 
 
-def _timeout_problems(workflows: list) -> list[checks.CheckMessage]:
+def _timeout_problems(workflows: list[type[Workflow]]) -> list[checks.CheckMessage]:
     from django_q.conf import Conf
 
     from squidmesh.conf import settings
 
-    messages = []
+    messages: list[checks.CheckMessage] = []
     lease = Conf.RETRY
     for workflow in workflows:
         for step in workflow.steps.values():

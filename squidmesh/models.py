@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
@@ -19,6 +20,10 @@ from squidmesh.lifecycle import (
     RunStatus,
     StepStatus,
 )
+
+if TYPE_CHECKING:
+    from squidmesh.runtime.dispatcher import Dispatch
+
 from squidmesh.querysets import (
     AttemptQuerySet,
     OutboxQuerySet,
@@ -361,7 +366,7 @@ class OutboxMessage(models.Model):
     def __str__(self) -> str:
         return f"{self.run_id}:{self.step}#{self.attempt} due {self.due_at.isoformat()}"
 
-    def as_dispatch(self):
+    def as_dispatch(self) -> Dispatch:
         """Return the `Dispatch` this message carries (due now: the relay sends it when due)."""
         from squidmesh.runtime.dispatcher import Dispatch
 

@@ -50,6 +50,29 @@ def test_get__by_name_or_class_and_unknown_raises():
     assert not registry.is_registered("known")
 
 
+def test_get__class_sharing_a_name_with_the_registered_one_is_unknown():
+    # Before, `get()` looked the class up by its name only, so an unregistered
+    # class returned (and would have run) the registered class of that name.
+    registry = WorkflowRegistry()
+    registry.register(make("shared", module="app_one.workflows"))
+    impostor = make("shared", module="app_two.workflows")
+    with pytest.raises(UnknownWorkflow, match=r"app_two\.workflows\.Case"):
+        registry.get(impostor)
+
+
+def test_get__reloaded_class_of_the_same_definition_is_found():
+    registry = WorkflowRegistry()
+    registry.register(make("reloaded"))
+    reloaded = make("reloaded")
+    assert registry.get(reloaded).name == "reloaded"
+
+
+def test_get__object_that_is_no_workflow_raises_unknown_workflow():
+    registry = WorkflowRegistry()
+    with pytest.raises(UnknownWorkflow):
+        registry.get(None)  # type: ignore[arg-type]
+
+
 def test_default_name__uses_app_label_and_snake_case():
     workflow = type(
         "NightlyCleanUp",

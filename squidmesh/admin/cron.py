@@ -19,7 +19,7 @@ class CronTickFailureAdmin(admin.ModelAdmin):
     list_display = ["workflow", "trigger", "intended_at", "occurred_at", "message"]
     list_filter = ["workflow", "trigger"]
     readonly_fields = ["workflow", "trigger", "intended_at", "occurred_at", "error_json"]
-    fields = readonly_fields
+    fields = ["workflow", "trigger", "intended_at", "occurred_at", "error_json"]
     show_full_result_count = False
 
     @admin.display(description="error")

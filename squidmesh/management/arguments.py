@@ -32,7 +32,7 @@ MAX_RECOVER_LIMIT = 100_000
 MAX_RUNS_PER_TRIGGER = 100
 
 
-def positive_number(unit: str, maximum: float):
+def positive_number(unit: str, maximum: float) -> Callable[[str], float]:
     """Return an argparse type accepting a positive number of `unit` up to `maximum`."""
 
     def parse(text: str) -> float:
@@ -54,7 +54,7 @@ positive_seconds = positive_number("seconds", MAX_SECONDS)
 positive_days = positive_number("days", MAX_DAYS)
 
 
-def integer_between(minimum: int, maximum: int | Callable[[], int]):
+def integer_between(minimum: int, maximum: int | Callable[[], int]) -> Callable[[str], int]:
     """Return an argparse type accepting an integer from `minimum` to `maximum` (or its call)."""
 
     def parse(text: str) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from squidmesh.exceptions import UnknownTrigger, WorkflowDefinitionError
 from squidmesh.workflow.steps import COMPLETE, Step
@@ -27,10 +27,14 @@ def _default_name(cls: type) -> str:
 
 
 class WorkflowMeta(type):
-    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs):
-        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+    def __new__(
+        mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> WorkflowMeta:
+        created = super().__new__(mcs, name, bases, namespace, **kwargs)
         if not any(isinstance(base, WorkflowMeta) for base in bases):
-            return cls  # the Workflow base class itself
+            return created  # the Workflow base class itself
+        # Every other class made here is a Workflow subclass: type its attributes.
+        cls = cast("type[Workflow]", created)
         if namespace.get("abstract", False):
             cls.abstract = True
             return cls

@@ -8,7 +8,7 @@ import re
 from collections import abc
 from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
@@ -55,7 +55,9 @@ class Field:
 
     type_name = "any"
 
-    def __init__(self, *, required: bool | None = None, default: Any = NO_DEFAULT, help_text=""):
+    def __init__(
+        self, *, required: bool | None = None, default: Any = NO_DEFAULT, help_text: str = ""
+    ) -> None:
         self.default = default
         # A field with a default is optional unless said otherwise.
         self.required = (default is NO_DEFAULT) if required is None else required
@@ -129,7 +131,9 @@ class Integer(Field):
 
     type_name = "integer"
 
-    def __init__(self, *, min_value: int | None = None, max_value: int | None = None, **kwargs):
+    def __init__(
+        self, *, min_value: int | None = None, max_value: int | None = None, **kwargs: Any
+    ) -> None:
         for name, bound in (("min_value", min_value), ("max_value", max_value)):
             if bound is None:
                 continue
@@ -317,8 +321,9 @@ def storage_problem(value: Any) -> str | None:
 
 
 class PayloadMeta(type):
-    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]):
-        cls = super().__new__(mcs, name, bases, namespace)
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> PayloadMeta:
+        # Every class made here is a Payload (subclass): type its attributes.
+        cls = cast("type[Payload]", super().__new__(mcs, name, bases, namespace))
         declared: dict[str, Field] = {}
         for base in reversed(cls.__mro__[1:]):
             declared.update(getattr(base, "declared_fields", {}))
@@ -346,7 +351,7 @@ class Payload(metaclass=PayloadMeta):
                 raise TypeError(f"payload field {name!r} must be a squidmesh Field, got {field!r}")
             field.name = name
             namespace[name] = field
-        return PayloadMeta("Payload", (Payload,), namespace)
+        return cast("type[Payload]", PayloadMeta("Payload", (Payload,), namespace))
 
     @classmethod
     def clean(cls, data: Any) -> dict[str, Any]:

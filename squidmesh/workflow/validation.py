@@ -119,11 +119,11 @@ def _trigger_problems(triggers: Sequence[Trigger]) -> list[Problem]:
             )
         seen.add(trigger.name)
         if isinstance(trigger, CronTrigger):
-            for message in trigger.definition_errors():
+            for cron_error in trigger.definition_errors():
                 problems.append(
                     Problem(
                         "squidmesh.E008",
-                        f"trigger {trigger.name!r}: {message}",
+                        f"trigger {trigger.name!r}: {cron_error}",
                         "Use five cron fields, e.g. '0 3 * * *', and an IANA zone such as "
                         "'Europe/Paris'.",
                     )

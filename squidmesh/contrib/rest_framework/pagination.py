@@ -24,8 +24,9 @@ class RunCursorPagination(CursorPagination):
     page_size_query_description = "Number of runs per page."
     cursor_query_description = "Opaque cursor from the `next` or `previous` link."
 
+    # A property so `override_settings` applies; DRF declares a plain attribute.
     @property
-    def max_page_size(self) -> int:
+    def max_page_size(self) -> int:  # type: ignore[override]
         return settings.MAX_LIST_LIMIT
 
     def get_page_size(self, request) -> int:
@@ -45,11 +46,14 @@ class RunCursorPagination(CursorPagination):
         try:
             cursor = super().decode_cursor(request)
         except NotFound:
-            cursor = False
-        # DRF checks the cursor's offset, not its position: a crafted cursor
-        # would reach the database as `created_at < 'notadate'` (or a NUL) and
-        # fail there. The position is `str()` of a `created_at`.
-        if cursor is False or not self.valid_position(cursor):
+            cursor = None
+            invalid = True
+        else:
+            # DRF checks the cursor's offset, not its position: a crafted cursor
+            # would reach the database as `created_at < 'notadate'` (or a NUL) and
+            # fail there. The position is `str()` of a `created_at`.
+            invalid = cursor is not None and not self.valid_position(cursor)
+        if invalid:
             raise ValidationError({self.cursor_query_param: [self.invalid_cursor_message]})
         return cursor
 

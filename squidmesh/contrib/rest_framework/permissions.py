@@ -46,7 +46,8 @@ class RunModelPermissions(BasePermission):
 
     def has_permission(self, request: Request, view) -> bool:
         user = request.user
-        if not (user and user.is_authenticated):
+        # None when DRF's UNAUTHENTICATED_USER is None.
+        if user is None or not user.is_authenticated:
             return False
         codename = self.required_permission(request, view)
         return codename is not None and user.has_perm(f"squidmesh.{codename}")
@@ -58,5 +59,5 @@ class RunModelPermissions(BasePermission):
         # The route's own action for this method: the browsable API and
         # OPTIONS ask about a POST while `view.action` is "list" or "metadata".
         routes = getattr(view, "action_map", None) or {}
-        action = routes.get(request.method.lower(), getattr(view, "action", None))
-        return self.ACTIONS.get(action)
+        action = routes.get((request.method or "").lower(), getattr(view, "action", None))
+        return self.ACTIONS.get(action) if isinstance(action, str) else None

@@ -99,9 +99,11 @@ class RunEventSerializer(serializers.Serializer):
     actor = serializers.CharField(
         read_only=True, help_text="A username, `cli:<os user>` or `system`."
     )
-    source = serializers.ChoiceField(EventSource.choices, read_only=True)
+    # `source` and `data` shadow attributes of DRF's `Field` / `Serializer` in
+    # the stubs; the serializer metaclass moves declared fields off the class.
+    source = serializers.ChoiceField(EventSource.choices, read_only=True)  # type: ignore[assignment]
     reason = serializers.CharField(read_only=True)
-    data = ObjectField(read_only=True)
+    data = ObjectField(read_only=True)  # type: ignore[assignment]
     created_at = serializers.DateTimeField(read_only=True)
 
 
@@ -135,7 +137,8 @@ class RunSerializer(serializers.Serializer):
         # runs reverses once and fills in each (URL-safe) uuid.
         template = self.context.get("run_url_template")
         if template is None:
-            template = self.context["run_url_template"] = reverse(
+            # The context is a dict at run time (a `Mapping` in the stubs).
+            template = self.context["run_url_template"] = reverse(  # type: ignore[index]
                 f"{NAMESPACE}:run-detail",
                 kwargs={"pk": RUN_ID_PLACEHOLDER},
                 request=self.context.get("request"),
@@ -147,7 +150,7 @@ class RunDetailSerializer(RunSerializer):
     """A run with its payload, context and, on request, its history (`run_detail`)."""
 
     payload = ObjectField(read_only=True)
-    context = ObjectField(read_only=True)
+    context = ObjectField(read_only=True)  # type: ignore[assignment]  # see RunEventSerializer
     last_error = ObjectField(read_only=True, allow_null=True)
     history = StepRunSerializer(
         many=True,
@@ -263,9 +266,10 @@ class QuerySerializer(serializers.Serializer):
     """
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        blank = {
+        blank: dict[str, list[str]] = {
             name: ["This field may not be blank."]
-            for name in self.fields
+            # Not `for name in self.fields`: the stubs type that as fields.
+            for name, _field in self.fields.items()
             if hasattr(data, "get") and data.get(name) == ""
         }
         if blank:

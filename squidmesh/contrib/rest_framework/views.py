@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from drf_spectacular.openapi import AutoSchema
@@ -74,7 +74,16 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 )
 
 
-class SquidmeshViewSetMixin:
+if TYPE_CHECKING:
+    from rest_framework.views import APIView
+
+    # The mixin is only ever mixed into DRF views: check it as one.
+    _ViewBase = APIView
+else:
+    _ViewBase = object
+
+
+class SquidmeshViewSetMixin(_ViewBase):
     """Permissions from `SQUIDMESH['API_*_PERMISSION_CLASSES']`; schema by drf-spectacular.
 
     The schema class is set here so the schema works whatever
@@ -194,6 +203,7 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
         page = self.paginate_queryset(
             self.filter_runs(self.get_queryset(), **filters.validated_data)
         )
+        assert page is not None  # `pagination_class` is set, so there is always a page
         serializer = RunSerializer(
             [run_summary(run) for run in page], many=True, context={"request": request}
         )

@@ -7,7 +7,7 @@ import zoneinfo
 from datetime import datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
 from squidmesh.management.arguments import MAX_RUNS_PER_TRIGGER, integer_between
@@ -16,7 +16,7 @@ from squidmesh.management.arguments import MAX_RUNS_PER_TRIGGER, integer_between
 class Command(BaseCommand):
     help = "Sync the django-q2 schedules of squidmesh cron triggers, or list them."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True, metavar="{sync,list}")
         sync = actions.add_parser("sync", help="Create, update and remove squidmesh schedules.")
         sync.add_argument(
