@@ -32,14 +32,14 @@ class SquidmeshConfig(AppConfig):
         from django.db.models.signals import post_migrate, pre_save
         from django_q.models import Schedule
 
-        from squidmesh import schedules
+        from squidmesh.cron_schedules import receivers
 
         # Keep the cron schedules in step with the workflows on every deploy.
         post_migrate.connect(
-            schedules.sync_after_migrate, sender=self, dispatch_uid="squidmesh.schedules.sync"
+            receivers.sync_after_migrate, sender=self, dispatch_uid="squidmesh.schedules.sync"
         )
         pre_save.connect(
-            schedules.align_next_run,
+            receivers.align_next_run,
             sender=Schedule,
             dispatch_uid="squidmesh.schedules.align_next_run",
         )

@@ -471,7 +471,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     def workflows_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        from squidmesh.schedules import cron_triggers
+        from squidmesh.cron_schedules.read_model import cron_triggers
 
         # State, next fire time and last failed tick of every cron trigger, in
         # three queries whatever the number of triggers.
