@@ -10,11 +10,15 @@ class SquidmeshConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core.signals import setting_changed
+
         from squidmesh import checks  # noqa: F401 - registers the system checks
+        from squidmesh.conf import reload_on_setting_changed
         from squidmesh.registry import registry
         from squidmesh.runtime.context import install_log_record_factory
 
         install_log_record_factory()
+        setting_changed.connect(reload_on_setting_changed, dispatch_uid="squidmesh.conf.reload")
         registry.autodiscover()
         self._connect_cron()
         self._connect_relay()
