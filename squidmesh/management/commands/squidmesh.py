@@ -30,14 +30,14 @@ class SubcommandParser(CommandParser):
 
     _intermixing = False
 
-    def error(self, message: str):  # type: ignore[no-untyped-def]
+    def error(self, message: str):
         # One line on the command line (exit status 2): the usage synopsis
         # of a subcommand spans several lines and buries the message.
         if self.called_from_command_line:
             self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
         super().error(message)
 
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+    def parse_known_args(self, args=None, namespace=None):
         if self._intermixing:
             return super().parse_known_args(args, namespace)
         self._intermixing = True

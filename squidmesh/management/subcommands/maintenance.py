@@ -26,7 +26,7 @@ from squidmesh.runtime.relay import Relay, describe_outbox, outbox_status
 __all__ = ["HANDLERS", "add_parsers"]
 
 
-def add_parsers(subcommands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     recover = subcommands.add_parser(
         "recover",
         help="Queue again the lost delivery of stale active runs.",

@@ -33,7 +33,7 @@ from squidmesh.serialization import run_detail, run_summary
 __all__ = ["HANDLERS", "add_parsers"]
 
 
-def add_parsers(subcommands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     start = subcommands.add_parser(
         "start",
         help="Start a run.",

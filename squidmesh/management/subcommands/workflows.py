@@ -17,7 +17,7 @@ from squidmesh.serialization import workflow_summary
 __all__ = ["HANDLERS", "add_parsers"]
 
 
-def add_parsers(subcommands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     workflows = subcommands.add_parser("workflows", help="List registered workflows.")
     add_json_argument(workflows)
 
