@@ -57,8 +57,9 @@ def is_activated(workflow: str) -> bool:
     `['CRON_EXCLUDE']` is not a list of workflow names.
     """
     chosen = activation_setting("CRON_WORKFLOWS")
-    excluded = activation_setting("CRON_EXCLUDE") or frozenset()
-    return (chosen is None or workflow in chosen) and workflow not in excluded
+    if chosen is not None and workflow not in chosen:
+        return False
+    return workflow not in (activation_setting("CRON_EXCLUDE") or frozenset())
 
 
 def activation_setting(name: str) -> frozenset[str] | None:
