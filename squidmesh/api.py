@@ -402,3 +402,9 @@ def replay_run(
             replayed_from=source_run,
             audit=audit,
         )
+
+
+# Run creation for the cron tick (`squidmesh.cron_schedules.ticks`), which starts runs
+# with their own context; not part of the public API (`__all__`).
+create_run = _create_run
+run_with_key = _run_with_key

@@ -197,8 +197,8 @@ def _maintenance_setting_errors(settings: Any) -> list[checks.CheckMessage]:
 def check_cron_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     from django.core.exceptions import ImproperlyConfigured
 
+    from squidmesh.cron_schedules.schedule_rows import activation_setting
     from squidmesh.registry import registry
-    from squidmesh.schedules import activation_setting
     from squidmesh.workflow.triggers import CronTrigger
 
     messages: list[checks.CheckMessage] = []

@@ -6,10 +6,9 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-__all__ = ["DEFAULTS", "settings"]
+__all__ = ["DEFAULTS", "reload_on_setting_changed", "settings"]
 
 DEFAULTS: dict[str, Any] = {
     # django-q2 cluster (queue) name squidmesh dispatches step tasks to;
@@ -145,9 +144,10 @@ def _import(value: Any, setting_name: str) -> Any:
 settings = SquidmeshSettings()
 
 
-def _reload(*, setting: str, **kwargs: Any) -> None:
+def reload_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    """Forget the cached settings when a test overrides `SQUIDMESH` (`setting_changed`).
+
+    Connected in `SquidmeshConfig.ready()`.
+    """
     if setting == "SQUIDMESH":
         settings.reload()
-
-
-setting_changed.connect(_reload)

@@ -157,9 +157,10 @@ def drain(*, include_delayed: bool = False, max_tasks: int = 1000) -> int:
     from django_q.models import OrmQ
     from django_q.signing import SignedPackage
 
+    from squidmesh.cron_schedules.schedule_rows import FIRE
+    from squidmesh.cron_schedules.ticks import fire
     from squidmesh.runtime.dispatcher import EXECUTE_STEP
     from squidmesh.runtime.executor import execute_step
-    from squidmesh.schedules import FIRE, fire
 
     executed = 0
     while executed < max_tasks:

@@ -19,17 +19,11 @@ from django_q.signing import SignedPackage
 
 import squidmesh
 from squidmesh import Step, fields, signals
+from squidmesh.cron_schedules import cron_triggers, fire, sync_schedules
+from squidmesh.cron_schedules.schedule_rows import FIRE, schedule_name, tick_key
 from squidmesh.exceptions import UnknownTrigger, WorkflowDefinitionError
 from squidmesh.models import CronTickFailure, WorkflowRun
 from squidmesh.registry import WorkflowRegistry, registry
-from squidmesh.schedules import (
-    FIRE,
-    cron_triggers,
-    fire,
-    schedule_name,
-    sync_schedules,
-    tick_key,
-)
 from squidmesh.testing import drain
 from squidmesh.workflow.fields import NO_DEFAULT
 from squidmesh.workflow.triggers import next_fire_time
@@ -818,3 +812,11 @@ def test_command__bad_arguments_exit_with_a_message(db):
         call_command("squidmesh_cron", "list", "--runs", "-1")
     with pytest.raises(CommandError, match="--database"):
         call_command("squidmesh_cron", "sync", "--database", "nope")
+
+
+def test_schedule_rows_func__still_imports_through_the_schedules_shim():
+    # Schedule rows in existing databases store this dotted path as their func.
+    from django.utils.module_loading import import_string
+
+    assert FIRE == "squidmesh.schedules.fire"
+    assert import_string(FIRE) is fire

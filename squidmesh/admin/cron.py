@@ -14,7 +14,7 @@ __all__ = ["CronTickFailureAdmin"]
 
 @admin.register(CronTickFailure)
 class CronTickFailureAdmin(admin.ModelAdmin):
-    """Read-only: rows are written by `squidmesh.schedules.fire` when a tick cannot start."""
+    """Read-only: rows are written by `squidmesh.cron_schedules.ticks.fire` when a tick cannot start."""
 
     list_display = ["workflow", "trigger", "intended_at", "occurred_at", "message"]
     list_filter = ["workflow", "trigger"]

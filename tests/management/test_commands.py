@@ -353,9 +353,9 @@ def test_replay__unknown_run_exits_1():
 
 @pytest.mark.django_db
 def test_wait__times_out_with_exit_4_and_shows_progress(monkeypatch):
-    from squidmesh.management.commands import squidmesh as command
+    from squidmesh.management.subcommands import waiting
 
-    monkeypatch.setattr(command, "QUIET_SECONDS", 0.2)
+    monkeypatch.setattr(waiting, "QUIET_SECONDS", 0.2)
     stdout, stderr = io.StringIO(), io.StringIO()
 
     with pytest.raises(CommandError) as error:
@@ -379,12 +379,12 @@ def test_wait__times_out_with_exit_4_and_shows_progress(monkeypatch):
 
 @pytest.mark.django_db
 def test_wait__ctrl_c_stops_waiting_with_exit_130_and_leaves_the_run(monkeypatch):
-    from squidmesh.management.commands import squidmesh as command
+    from squidmesh.management.subcommands import waiting
 
     def interrupt(seconds):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(command.time, "sleep", interrupt)
+    monkeypatch.setattr(waiting.time, "sleep", interrupt)
 
     message = refused("start", "tests.three_steps", "--wait", returncode=130)
 

@@ -375,7 +375,7 @@ class CronRunSerializer(serializers.Serializer):
 
 
 class CronTriggerSerializer(serializers.Serializer):
-    """A cron trigger with its schedule (`squidmesh.schedules.cron_triggers`)."""
+    """A cron trigger with its schedule (`squidmesh.cron_schedules.cron_triggers`)."""
 
     workflow = serializers.CharField(read_only=True)
     trigger = serializers.CharField(read_only=True)

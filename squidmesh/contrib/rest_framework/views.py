@@ -159,7 +159,7 @@ class CronTriggerViewSet(SquidmeshViewSetMixin, viewsets.ViewSet):
         responses={200: CronTriggerSerializer(many=True), 403: DENIED},
     )
     def list(self, request: Request) -> Response:
-        from squidmesh.schedules import cron_triggers
+        from squidmesh.cron_schedules.read_model import cron_triggers
 
         workflow = request.query_params.get("workflow")
         triggers = [

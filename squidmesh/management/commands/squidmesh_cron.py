@@ -47,7 +47,7 @@ class Command(BaseCommand):
         return set(connections) | {DEFAULT_DB_ALIAS}
 
     def sync(self, database: str | None, *, dry_run: bool) -> None:
-        from squidmesh.schedules import sync_schedules
+        from squidmesh.cron_schedules.planner import sync_schedules
 
         result = sync_schedules(using=database, dry_run=dry_run)
         verb = "would be " if dry_run else ""
@@ -60,7 +60,7 @@ class Command(BaseCommand):
         self.stdout.write(("Dry run: " if dry_run else "") + result.summary() + ".")
 
     def list(self, database: str | None, *, runs: int, as_json: bool) -> None:
-        from squidmesh.schedules import cron_triggers
+        from squidmesh.cron_schedules.read_model import cron_triggers
 
         infos = cron_triggers(runs=runs, using=database)
         if as_json:
@@ -104,7 +104,7 @@ class Command(BaseCommand):
 
 
 def _utc(moment: datetime | None) -> str:
-    from squidmesh.schedules import utc_iso
+    from squidmesh.cron_schedules.schedule_rows import utc_iso
 
     return utc_iso(moment) or "-"
 

@@ -1,7 +1,7 @@
 import pytest
 
 import squidmesh
-from squidmesh.schedules import fire, sync_schedules
+from squidmesh.cron_schedules import fire, sync_schedules
 
 pytestmark = pytest.mark.django_db
 
