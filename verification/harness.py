@@ -314,13 +314,10 @@ class Load:
 
     def inject_duplicate(self) -> bool:
         """Copy a queued step task, as a broker redelivering it would present it twice."""
-        from django_q.models import OrmQ
+        from verification.broker import inject_duplicate
 
-        rows = reconnecting(lambda: list(OrmQ.objects.order_by("?")[:1]))
-        if not rows:
+        if not reconnecting(lambda: inject_duplicate(self.rng)):
             return False
-        row = rows[0]
-        reconnecting(lambda: OrmQ.objects.create(key=row.key, payload=row.payload, lock=row.lock))
         self.duplicates_injected += 1
         return True
 
@@ -403,6 +400,8 @@ class Harness:
     started: float = field(default_factory=time.monotonic)
     last_fault: float | None = None
     postgres_restarts: int = 0
+    redis_flushes: int = 0
+    redis_restarts: int = 0
     notes: list[tuple[str, Any]] = field(default_factory=list)
 
     def fault(self) -> None:
@@ -411,6 +410,20 @@ class Harness:
     def restart_postgres(self) -> None:
         restart_postgres()
         self.postgres_restarts += 1
+        self.fault()
+
+    def flush_redis(self) -> None:
+        """Lose every queued task (FLUSHDB of the harness's own Redis db)."""
+        from verification.broker import flush_queue
+
+        flush_queue()
+        self.redis_flushes += 1
+        self.fault()
+
+    def restart_redis(self, server: Any, downtime: float) -> None:
+        """Stop the harness's Redis server for `downtime` seconds; it comes back empty."""
+        server.restart(downtime)
+        self.redis_restarts += 1
         self.fault()
 
     def note(self, label: str, value: Any) -> None:
@@ -429,7 +442,7 @@ class Harness:
         """Check the invariants, print the figures and the verdict; return the exit status."""
         from squidmesh.lifecycle import AttemptStatus
         from squidmesh.models import StepAttempt, StepRun, WorkflowRun
-        from verification import invariants
+        from verification import broker, invariants
         from verification.chaos.models import BodyRun, DeliveryNote, DispatchRecord
 
         def read():
@@ -474,6 +487,14 @@ class Harness:
             ("cluster kills (SIGKILL)", clusters.kills if clusters else 0),
             ("cluster starts", clusters.starts if clusters else 0),
             ("postgres restarts", self.postgres_restarts),
+            *(
+                [
+                    ("redis flushes (FLUSHDB)", self.redis_flushes),
+                    ("redis restarts", self.redis_restarts),
+                ]
+                if broker.current() == broker.REDIS
+                else []
+            ),
             *self.notes,
             ("duplicate deliveries seen", seen),
             ("  skipped (stale/done)", notes["skipped"]),

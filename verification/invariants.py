@@ -7,6 +7,7 @@ verification harness after every scenario and by the test suite.
 
 from __future__ import annotations
 
+import ast
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -96,21 +97,33 @@ class Snapshot:
 
 
 def queued_step_tasks() -> list[QueuedTask]:
-    """Return the squidmesh step tasks waiting in django-q2's ORM queue."""
-    from django_q.models import OrmQ
+    """Return the squidmesh step tasks waiting to be delivered, on either broker.
+
+    That is the broker's queue (django-q2's ORM rows, or the Redis list)
+    plus django-q2 ONCE schedules of step tasks (delayed work on a broker
+    without a "not before").
+    """
+    from django_q.models import Schedule
     from django_q.signing import BadSignature, SignedPackage
 
     from squidmesh.runtime.dispatcher import EXECUTE_STEP
+    from verification.broker import queued_packages
 
     tasks = []
-    for row in OrmQ.objects.all():
+    for payload, not_before in queued_packages():
         try:
-            task = SignedPackage.loads(row.payload)
+            task = SignedPackage.loads(payload)
         except (BadSignature, TypeError, ValueError):
             continue
         if task.get("func") == EXECUTE_STEP:
             run_id, step, attempt = task["args"][:3]
-            tasks.append(QueuedTask(str(run_id), step, int(attempt), row.lock))
+            tasks.append(QueuedTask(str(run_id), step, int(attempt), not_before))
+    once = Schedule.objects.filter(func=EXECUTE_STEP, schedule_type=Schedule.ONCE).exclude(
+        repeats=0
+    )
+    for args, next_run in once.values_list("args", "next_run"):
+        run_id, step, attempt = ast.literal_eval(args)[:3]
+        tasks.append(QueuedTask(str(run_id), step, int(attempt), next_run))
     return tasks
 
 
