@@ -1,4 +1,4 @@
-"""Benchmark settings: Postgres, the ORM broker and the recommended `Q_CLUSTER`.
+"""Benchmark settings: Postgres, the ORM (or Redis) broker and the recommended `Q_CLUSTER`.
 
 `DATABASE_URL` picks the database (default `sm_bench`); `BENCH_Q_CLUSTER`
 (JSON) overrides `Q_CLUSTER` keys, so a qcluster subprocess started by the
@@ -84,6 +84,15 @@ Q_CLUSTER = {
     # django-q2 logs two INFO lines per task; squidmesh keeps its own history.
     "log_level": "WARNING",
 }
+# `--broker redis`: the same cluster settings on django-q2's Redis broker
+# (the machine's Redis, db `--redis-db`, default 14).
+if os.environ.get("BENCH_BROKER") == "redis":
+    del Q_CLUSTER["orm"]
+    Q_CLUSTER["redis"] = {
+        "host": os.environ.get("BENCH_REDIS_HOST", "127.0.0.1"),
+        "port": int(os.environ.get("BENCH_REDIS_PORT", "6379")),
+        "db": int(os.environ.get("BENCH_REDIS_DB", "14")),
+    }
 Q_CLUSTER.update(json.loads(os.environ.get("BENCH_Q_CLUSTER", "{}")))
 
 SQUIDMESH = json.loads(os.environ.get("BENCH_SQUIDMESH", "{}"))
