@@ -340,6 +340,9 @@ def census() -> dict[str, int]:
         active = dict(WorkflowRun.objects.active().values_list("pk", "status"))
         active = {str(pk): status for pk, status in active.items()}
         counts = {"queued": 0, "waiting": 0, "retrying": 0, "mid-step": len(mid_step)}
+        # A pending run has not started: its delivery waits for a worker, in
+        # the broker or (Redis) already pulled into a cluster's local queue.
+        queued = {pk for pk, status in active.items() if status == RunStatus.PENDING}
         for task in queued_step_tasks():
             status = active.get(task.run_id)
             if status is None or task.run_id in mid_step:
@@ -349,7 +352,8 @@ def census() -> dict[str, int]:
             elif task.not_before > now and task.step in WAIT_STEPS:
                 counts["waiting"] += 1
             elif task.not_before <= now:
-                counts["queued"] += 1
+                queued.add(task.run_id)
+        counts["queued"] = len(queued - mid_step)
         return counts
 
     return reconnecting(read)
