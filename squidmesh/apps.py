@@ -1,4 +1,4 @@
-"""Django app configuration: autodiscover workflows, register checks, set up logging and cron."""
+"""Django app configuration: autodiscover workflows, register checks, set up logging, cron and the relay."""
 
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
@@ -17,6 +17,16 @@ class SquidmeshConfig(AppConfig):
         install_log_record_factory()
         registry.autodiscover()
         self._connect_cron()
+        self._connect_relay()
+
+    def _connect_relay(self) -> None:
+        from django_q.signals import post_spawn
+
+        from squidmesh.runtime import relay
+
+        # Each qcluster worker may become its machine's outbox relay
+        # (non-transactional brokers only; docs/architecture.md).
+        post_spawn.connect(relay.start_in_worker, dispatch_uid="squidmesh.runtime.relay")
 
     def _connect_cron(self) -> None:
         from django.db.models.signals import post_migrate, pre_save

@@ -114,17 +114,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="squidmesh.W001",
             )
         )
-    from squidmesh.runtime.dispatcher import _uses_orm_broker
+    from squidmesh.runtime.dispatcher import get_dispatcher
 
-    if not _uses_orm_broker():
+    if getattr(get_dispatcher(), "uses_outbox", False) and not settings.RELAY_IN_CLUSTER:
         messages.append(
             checks.Warning(
-                "The django-q2 broker is not the ORM broker: delayed dispatch (retry "
-                "backoff, wait steps) falls back to ONCE schedules checked every ~30 s, and "
-                "dispatch is not in the same transaction as the state change.",
-                hint="Use Q_CLUSTER['orm'] = 'default' for precise delays and transactional "
-                "dispatch; otherwise keep SQUIDMESH['RECOVERY_INTERVAL'] set so the recovery "
-                "sweep re-queues lost deliveries (docs/reliability.md).",
+                "The django-q2 broker cannot join squidmesh's transactions, so dispatches wait "
+                "in squidmesh's outbox for a relay, and SQUIDMESH['RELAY_IN_CLUSTER'] is False: "
+                "nothing reaches the broker unless `manage.py squidmesh relay` runs.",
+                hint="Run `manage.py squidmesh relay` (one or more, anywhere), or set "
+                "RELAY_IN_CLUSTER to True so that each qcluster runs a relay.",
                 id="squidmesh.W002",
             )
         )
@@ -155,6 +154,25 @@ def _maintenance_setting_errors(settings: Any) -> list[checks.CheckMessage]:
         problems.append(("RECOVERY_INTERVAL", "a whole number of minutes or None", interval))
     if not whole(batch) or batch < 1:
         problems.append(("RECOVERY_BATCH", "a positive integer", batch))
+    positive = (
+        ("RELAY_POLL", settings.RELAY_POLL),
+        ("HEARTBEAT_INTERVAL", settings.HEARTBEAT_INTERVAL),
+        ("HEARTBEAT_TIMEOUT", settings.HEARTBEAT_TIMEOUT),
+    )
+    for name, value in positive:
+        if not (whole(value) or isinstance(value, float)) or value <= 0:
+            problems.append((name, "a positive number of seconds", value))
+    if not whole(settings.RELAY_BATCH) or settings.RELAY_BATCH < 1:
+        problems.append(("RELAY_BATCH", "a positive integer", settings.RELAY_BATCH))
+    interval, silence = settings.HEARTBEAT_INTERVAL, settings.HEARTBEAT_TIMEOUT
+    if (
+        all((whole(v) or isinstance(v, float)) and v > 0 for v in (interval, silence))
+        and silence < 2 * interval
+    ):
+        # One late beat (a busy database, a GC pause) must not kill a live attempt.
+        problems.append(
+            ("HEARTBEAT_TIMEOUT", f"at least twice HEARTBEAT_INTERVAL ({interval!r})", silence)
+        )
     prune = settings.PRUNE_AFTER_DAYS
     if prune is not None and (not (whole(prune) or isinstance(prune, float)) or prune <= 0):
         problems.append(("PRUNE_AFTER_DAYS", "a positive number of days or None", prune))

@@ -50,6 +50,19 @@ DEFAULTS: dict[str, Any] = {
     "RECOVER_AFTER": 300,
     "RECOVERY_INTERVAL": 1,
     "RECOVERY_BATCH": 500,
+    # Outbox relay (squidmesh/runtime/relay.py), used with brokers that
+    # cannot join squidmesh's transactions (Redis, the ORM broker on another
+    # alias): seconds between polls of the outbox when nothing is due sooner,
+    # messages handed over per transaction, and whether each qcluster runs
+    # a relay (False: run `manage.py squidmesh relay` yourself).
+    "RELAY_POLL": 0.1,
+    "RELAY_BATCH": 100,
+    "RELAY_IN_CLUSTER": True,
+    # Same brokers: a running attempt's worker gives a heartbeat every
+    # HEARTBEAT_INTERVAL seconds; an attempt silent for HEARTBEAT_TIMEOUT
+    # seconds is presumed dead and its delivery re-sent (Redis has no lease).
+    "HEARTBEAT_INTERVAL": 5,
+    "HEARTBEAT_TIMEOUT": 15,
     # Retention: delete runs that ended more than this many days ago (with
     # their steps and attempts, and older failed cron ticks), daily on
     # django-q2's scheduler. None = keep everything (`manage.py squidmesh prune`).

@@ -18,9 +18,14 @@ from squidmesh.lifecycle import (
     RunStatus,
     StepStatus,
 )
-from squidmesh.querysets import AttemptQuerySet, StepRunQuerySet, WorkflowRunQuerySet
+from squidmesh.querysets import (
+    AttemptQuerySet,
+    OutboxQuerySet,
+    StepRunQuerySet,
+    WorkflowRunQuerySet,
+)
 
-__all__ = ["CronTickFailure", "StepAttempt", "StepRun", "WorkflowRun"]
+__all__ = ["CronTickFailure", "OutboxMessage", "StepAttempt", "StepRun", "WorkflowRun"]
 
 
 class WorkflowRun(models.Model):
@@ -181,6 +186,15 @@ class StepAttempt(models.Model):
     worker = models.CharField(
         _("worker"), max_length=200, blank=True, help_text=_("host:pid that ran the attempt.")
     )
+    heartbeat_at = models.DateTimeField(
+        _("last heartbeat"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Last sign of life of the worker running the attempt (brokers without a lease, "
+            "such as Redis, where a silent worker is presumed dead)."
+        ),
+    )
 
     objects = AttemptQuerySet.as_manager()
 
@@ -188,6 +202,14 @@ class StepAttempt(models.Model):
         verbose_name = _("step attempt")
         verbose_name_plural = _("step attempts")
         ordering = ["number"]
+        indexes = [
+            # The dead-worker check reads only running attempts, a small set.
+            models.Index(
+                fields=["heartbeat_at"],
+                name="squidmesh_attempt_heartbeat",
+                condition=Q(status=AttemptStatus.RUNNING),
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["step_run", "number"], name="squidmesh_attempt_unique_number"
@@ -235,3 +257,57 @@ class CronTickFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workflow}:{self.trigger} at {self.intended_at.isoformat()}"
+
+
+class OutboxMessage(models.Model):
+    """A dispatch waiting to be handed to a broker that cannot join squidmesh's transactions.
+
+    Written in the transaction of the state change that dispatches it, so it
+    exists exactly when that change committed; the relay
+    (`squidmesh.runtime.relay`) enqueues it once due and deletes it.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    run_id = models.UUIDField(_("run"))
+    workflow = models.CharField(_("workflow"), max_length=200)
+    step = models.CharField(_("step"), max_length=200)
+    attempt = models.PositiveIntegerField(_("attempt number"))
+    timeout = models.FloatField(
+        _("timeout"), null=True, blank=True, help_text=_("The step's own timeout, in seconds.")
+    )
+    cluster = models.CharField(
+        _("cluster"),
+        max_length=100,
+        null=True,
+        blank=True,
+        help_text=_("django-q2 cluster (queue) name; empty means the default cluster."),
+    )
+    due_at = models.DateTimeField(_("due"), help_text=_("Not handed to the broker before this."))
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    failed_handovers = models.PositiveIntegerField(
+        _("failed hand-overs"), default=0, help_text=_("Times the broker refused the message.")
+    )
+    last_error = models.TextField(_("last hand-over error"), blank=True)
+
+    objects = OutboxQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("outbox message")
+        verbose_name_plural = _("outbox messages")
+        ordering = ["due_at", "id"]
+        indexes = [models.Index(fields=["due_at", "id"], name="squidmesh_outbox_due")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}:{self.step}#{self.attempt} due {self.due_at.isoformat()}"
+
+    def as_dispatch(self):
+        """Return the `Dispatch` this message carries (due now: the relay sends it when due)."""
+        from squidmesh.runtime.dispatcher import Dispatch
+
+        return Dispatch(
+            run_id=str(self.run_id),
+            workflow=self.workflow,
+            step=self.step,
+            attempt=self.attempt,
+            timeout=self.timeout,
+        )

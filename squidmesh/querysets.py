@@ -15,7 +15,7 @@ from squidmesh.lifecycle import ACTIVE_STATUSES, TERMINAL_STATUSES, AttemptStatu
 if TYPE_CHECKING:
     from squidmesh.models import WorkflowRun
 
-__all__ = ["AttemptQuerySet", "StepRunQuerySet", "WorkflowRunQuerySet"]
+__all__ = ["AttemptQuerySet", "OutboxQuerySet", "StepRunQuerySet", "WorkflowRunQuerySet"]
 
 
 class WorkflowRunQuerySet(models.QuerySet):
@@ -169,6 +169,14 @@ class AttemptQuerySet(models.QuerySet):
     def started_before(self, moment: datetime) -> AttemptQuerySet:
         return self.filter(started_at__lt=moment)
 
+    def silent_since(self, moment: datetime) -> AttemptQuerySet:
+        """Return running attempts whose worker gave no heartbeat since `moment`."""
+        return self.running().filter(heartbeat_at__lt=moment)
+
+    def beat_now(self) -> int:
+        """Record a sign of life of the workers running these attempts."""
+        return self.update(heartbeat_at=timezone.now())
+
     def close(self, attempt: Any, status: str, **changes: Any) -> bool:
         """Close a running attempt; compare-and-set on `running`, so it closes once."""
         changes.setdefault("finished_at", timezone.now())
@@ -180,3 +188,25 @@ class AttemptQuerySet(models.QuerySet):
             for field, value in changes.items():
                 setattr(attempt, field, value)
         return bool(updated)
+
+
+class OutboxQuerySet(models.QuerySet):
+    def due_by(self, moment: datetime) -> OutboxQuerySet:
+        return self.filter(due_at__lte=moment).order_by("due_at", "id")
+
+    def claim(self, moment: datetime, limit: int) -> list:
+        """Return up to `limit` messages due by `moment`, row-locked, skipping locked ones.
+
+        Call inside a transaction. On SQLite (no row locks) the transaction's
+        write lock serializes relays instead (`transaction_mode` IMMEDIATE).
+        """
+        return list(self.due_by(moment).select_for_update(skip_locked=True)[:limit])
+
+    def oldest_due(self, moment: datetime | None = None) -> datetime | None:
+        """Return the due time of the oldest message due by `moment` (default now), or None."""
+        moment = moment or timezone.now()
+        return self.due_by(moment).values_list("due_at", flat=True).first()
+
+    def next_due(self) -> datetime | None:
+        """Return the earliest due time of any message, or None when the outbox is empty."""
+        return self.order_by("due_at", "id").values_list("due_at", flat=True).first()

@@ -33,7 +33,13 @@ from squidmesh.lifecycle import TERMINAL_STATUSES, AttemptStatus, RunStatus, Ste
 from squidmesh.models import StepAttempt, StepRun, WorkflowRun
 from squidmesh.registry import registry
 
-__all__ = ["Recovery", "Sweep", "recover_runs", "sync_recovery_schedule"]
+__all__ = [
+    "Recovery",
+    "Sweep",
+    "recover_runs",
+    "recover_silent_attempts",
+    "sync_recovery_schedule",
+]
 
 logger = logging.getLogger("squidmesh.recovery")
 
@@ -117,6 +123,36 @@ def recover_runs(
     return sweep
 
 
+def recover_silent_attempts(*, limit: int | None = None) -> list[Recovery]:
+    """Re-send the delivery of running attempts whose worker stopped beating.
+
+    Brokers without a lease (Redis) drop the task of a worker that dies, so
+    nothing would close its attempt before the recovery sweep. An attempt
+    silent for `SQUIDMESH["HEARTBEAT_TIMEOUT"]` seconds is presumed dead:
+    re-sending its delivery closes it as interrupted and retries the step,
+    exactly as a redelivery after a lease would. The outbox relay calls this
+    every `HEARTBEAT_INTERVAL` seconds; it does nothing while heartbeats are off.
+    """
+    from squidmesh.runtime import heartbeat
+
+    if not heartbeat.enabled():
+        return []
+    limit = settings.RECOVERY_BATCH if limit is None else limit
+    cutoff = timezone.now() - timedelta(seconds=settings.HEARTBEAT_TIMEOUT)
+    run_ids = (
+        StepAttempt.objects.silent_since(cutoff)
+        .order_by("heartbeat_at")
+        .values_list("run_id", flat=True)[:limit]
+    )
+    outcomes = []
+    for run_id in dict.fromkeys(run_ids):
+        with transaction.atomic():
+            outcome = _recover(WorkflowRun.objects.locked(run_id), cutoff, dry_run=False)
+        if outcome is not None:
+            outcomes.append(outcome)
+    return outcomes
+
+
 def _recover(run: WorkflowRun | None, cutoff: datetime, dry_run: bool) -> Recovery | None:
     """Redispatch `run`'s awaited delivery (inside its row lock) unless it moved on."""
     from squidmesh.runtime.executor import dispatch_step, presumed_dead
@@ -170,23 +206,59 @@ def _recover(run: WorkflowRun | None, cutoff: datetime, dry_run: bool) -> Recove
 
 
 def _queue_backlog(cutoff: datetime) -> bool:
-    """Return whether queued work has waited for a worker since before `cutoff`.
+    """Return whether queued work has waited since before `cutoff` (the queue is behind).
 
-    Only answerable on the transactional ORM broker, where it also means
-    nothing can be lost: stale runs are behind that work, and queueing
-    them again would only grow the backlog.
+    Stale runs are then behind that work, and queueing them again would
+    only grow the backlog. On the transactional ORM broker: a pullable queue
+    row older than `cutoff`. With the outbox: a message due before `cutoff`
+    that the relay has not handed over (the broker is down or the relay
+    behind: the message is kept, not lost), or, on Redis, a queued task
+    enqueued before `cutoff` (workers are behind).
     """
     from squidmesh.runtime.dispatcher import DjangoQDispatcher, get_dispatcher
 
     dispatcher = get_dispatcher()
-    if not isinstance(dispatcher, DjangoQDispatcher) or not dispatcher.transactional:
+    if not isinstance(dispatcher, DjangoQDispatcher):
         return False
     from django_q.conf import Conf
-    from django_q.models import OrmQ
 
     key = settings.CLUSTER or Conf.CLUSTER_NAME
-    # Pullable rows have `lock` in the past (a pull leases them into the future).
-    return OrmQ.objects.using(Conf.ORM).filter(key=key, lock__lt=cutoff).exists()
+    if dispatcher.transactional:
+        from django_q.models import OrmQ
+
+        # Pullable rows have `lock` in the past (a pull leases them into the future).
+        return OrmQ.objects.using(Conf.ORM).filter(key=key, lock__lt=cutoff).exists()
+    if not dispatcher.uses_outbox:
+        return False
+    from squidmesh.models import OutboxMessage
+
+    if OutboxMessage.objects.due_by(cutoff).exists():
+        return True
+    return _oldest_redis_task_enqueued_before(key, cutoff)
+
+
+def _oldest_redis_task_enqueued_before(key: str, cutoff: datetime) -> bool:
+    """Return whether the head of the Redis queue `key` was enqueued before `cutoff`."""
+    from django_q.brokers import get_broker
+    from django_q.brokers.redis_broker import Redis
+    from django_q.signing import BadSignature, SignedPackage
+
+    broker = get_broker(key)
+    if not isinstance(broker, Redis):
+        return False
+    try:
+        # The list is FIFO: index 0 is the task waiting longest.
+        head = broker.connection.lindex(broker.list_key, 0)
+    except Exception as error:  # Redis is away: the outbox keeps new work meanwhile
+        logger.warning("Recovery sweep could not read the Redis queue: %s", error)
+        return False
+    if head is None:
+        return False
+    try:
+        enqueued = SignedPackage.loads(head).get("started")
+    except (BadSignature, TypeError, ValueError):
+        return False
+    return isinstance(enqueued, datetime) and enqueued < cutoff
 
 
 def scheduled_sweep() -> str:

@@ -87,11 +87,17 @@ TEST_REDIS_DB = int(os.environ.get("SQUIDMESH_TEST_REDIS_DB", "5"))
 # (the `redis_broker` fixture points the test process at the same queue).
 if os.environ.get("SQUIDMESH_TEST_BROKER") == "redis":
     del Q_CLUSTER["orm"]
-    Q_CLUSTER["redis"] = {"host": "127.0.0.1", "port": 6379, "db": TEST_REDIS_DB}
+    # A test may start its own redis-server (to stop it) on another port.
+    port = int(os.environ.get("SQUIDMESH_TEST_REDIS_PORT", "6379"))
+    Q_CLUSTER["redis"] = {"host": "127.0.0.1", "port": port, "db": TEST_REDIS_DB}
 
 # No recovery sweep schedule in the test database: clusters started by tests
 # would run it in the middle of other tests (tests/test_recovery.py turns it on).
 SQUIDMESH = {"INTERRUPTED_GRACE": 2, "RECOVERY_INTERVAL": None}
+# "INTERVAL,TIMEOUT": heartbeats of a test cluster (tests of dead workers on Redis).
+if os.environ.get("SQUIDMESH_TEST_HEARTBEAT"):
+    interval, timeout = os.environ["SQUIDMESH_TEST_HEARTBEAT"].split(",")
+    SQUIDMESH.update(HEARTBEAT_INTERVAL=float(interval), HEARTBEAT_TIMEOUT=float(timeout))
 
 LOGGING = {
     "version": 1,

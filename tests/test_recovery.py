@@ -17,6 +17,7 @@ import squidmesh
 from squidmesh.lifecycle import AttemptStatus, RunStatus
 from squidmesh.models import StepAttempt, WorkflowRun
 from squidmesh.recovery import SCHEDULE_NAME, SWEEP, recover_runs, sync_recovery_schedule
+from squidmesh.runtime.relay import Relay
 from squidmesh.testing import drain, wait_for, wait_for_run
 from tests.testapp.models import Execution
 
@@ -352,15 +353,16 @@ def test_redis_broker__task_lost_with_a_killed_worker__is_recovered_by_the_sweep
     ]
 
 
-def test_redis_broker__enqueue_lost_after_commit__is_recovered(redis_broker):
+def test_redis_broker__task_lost_from_the_queue__is_recovered(redis_broker):
     run = squidmesh.start_run("tests.three_steps", {})
-    assert redis_broker.queue_size() == 1
-    redis_broker.purge_queue()  # the process died between commit and enqueue
+    assert Relay().relay_once().handed_over == 1
+    redis_broker.purge_queue()  # e.g. a FLUSHDB
     age(run)
 
     assert len(recover_runs().redispatched) == 1
+    assert Relay().relay_once().handed_over == 1
     assert redis_broker.queue_size() == 1
-    assert recover_runs().runs == []  # a non-transactional broker has no backlog probe
+    assert recover_runs().runs == []
 
 
 # -- helpers -------------------------------------------------------------------

@@ -149,6 +149,10 @@ def test_check__settings_that_break_delivery_guarantees():
         ({"RECOVERY_INTERVAL": 1.5}, "RECOVERY_INTERVAL"),
         ({"RECOVERY_INTERVAL": True}, "RECOVERY_INTERVAL"),
         ({"RECOVERY_BATCH": 0}, "RECOVERY_BATCH"),
+        ({"RELAY_POLL": 0}, "RELAY_POLL"),
+        ({"RELAY_BATCH": 0.5}, "RELAY_BATCH"),
+        ({"HEARTBEAT_INTERVAL": "5s"}, "HEARTBEAT_INTERVAL"),
+        ({"HEARTBEAT_INTERVAL": 5, "HEARTBEAT_TIMEOUT": 8}, "HEARTBEAT_TIMEOUT"),
     ],
 )
 def test_check__recovery_settings_of_the_wrong_type_or_sign(recovery, named):
@@ -163,3 +167,11 @@ def test_check__valid_recovery_settings_pass():
     ):
         ids = [m.id for m in checks.run_checks(tags=["squidmesh"])]
     assert "squidmesh.E014" not in ids
+
+
+def test_check__outbox_without_any_relay_warns(redis_broker):
+    with override_settings(SQUIDMESH={"RELAY_IN_CLUSTER": False}):
+        found = {m.id: m for m in checks.run_checks(tags=["squidmesh"])}
+    assert "manage.py squidmesh relay" in found["squidmesh.W002"].msg
+    ids = [m.id for m in checks.run_checks(tags=["squidmesh"])]
+    assert "squidmesh.W002" not in ids  # each qcluster runs a relay

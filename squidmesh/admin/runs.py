@@ -226,9 +226,14 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         return super().lookup_allowed(lookup, value, request)
 
     def changelist_view(self, request, extra_context=None):
+        from squidmesh.runtime.dispatcher import get_dispatcher
+        from squidmesh.runtime.relay import outbox_status
+
         extra_context = {
             **(extra_context or {}),
             "workflows_url": reverse("admin:squidmesh_workflowrun_workflows"),
+            # Brokers without transactions: how far behind the outbox relay is.
+            "outbox": outbox_status() if get_dispatcher().uses_outbox else None,
         }
         return super().changelist_view(request, extra_context)
 

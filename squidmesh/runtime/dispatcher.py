@@ -6,6 +6,11 @@ as the state change, so both commit or neither does (an outbox without a
 relay). Delayed work (retry backoff, `wait`) is a queue row whose `lock`
 ("no cluster may pull before") is the due time: django-q2 picks it up within
 one `poll` of being due, where its ONCE schedules are only checked every 30 s.
+
+Every other broker (Redis, the ORM broker on another database alias) cannot
+join squidmesh's transaction, so work is written to squidmesh's outbox table
+in the state change's transaction instead, and the relay
+(`squidmesh.runtime.relay`) hands it to the broker once due.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ class Dispatcher:
 
     #: True when `dispatch` writes in the caller's transaction (commit together).
     transactional = False
+    #: True when `dispatch` writes an outbox row that the relay hands to the broker.
+    uses_outbox = False
 
     def dispatch(self, work: Dispatch) -> str | None:
         """Queue `work` to run `execute_step(run_id, step, attempt)` at or after `work.due`.
@@ -81,14 +88,44 @@ class DjangoQDispatcher(Dispatcher):
             and router.db_for_write(WorkflowRun) == Conf.ORM
         )
 
+    @property
+    def uses_outbox(self) -> bool:  # type: ignore[override]
+        """Return whether dispatches go through the outbox and its relay (non-transactional brokers)."""
+        from django_q.conf import Conf
+
+        return not Conf.SYNC and not self.transactional
+
     def dispatch(self, work: Dispatch) -> str | None:
         if self.transactional:
             return self._enqueue(work)
-        # Not the same database (Redis, another alias, sync mode): enqueue
-        # only once the state change is durable. A crash between commit and
-        # enqueue leaves an active run without work; see docs (recovery).
+        if self.uses_outbox:
+            # Written in the caller's transaction: the work exists exactly
+            # when the state change committed, whatever the broker does.
+            from squidmesh.models import OutboxMessage
+
+            message = OutboxMessage.objects.create(
+                run_id=work.run_id,
+                workflow=work.workflow,
+                step=work.step,
+                attempt=work.attempt,
+                timeout=work.timeout,
+                cluster=settings.CLUSTER,
+                due_at=work.due or timezone.now(),
+            )
+            return f"outbox:{message.pk}"
+        # Sync mode runs the task inline in the caller: only once the state
+        # change is durable, and without its delay (check W003 warns).
         transaction.on_commit(lambda: self._enqueue(work), robust=False)
         return None
+
+    def send(self, work: Dispatch, broker: Any = None) -> str:
+        """Enqueue `work` on the broker now (the relay, once `work` is due), through `broker` if given."""
+        from django_q.tasks import async_task
+
+        options = self._options(work)
+        if broker is not None:
+            options["broker"] = broker
+        return async_task(EXECUTE_STEP, work.run_id, work.step, work.attempt, q_options=options)
 
     def hand_over(self, work: Dispatch, row_id: int) -> str | None:
         """Rewrite queue row `row_id`, held by this worker, to carry `work`, leased anew.
@@ -126,29 +163,12 @@ class DjangoQDispatcher(Dispatcher):
         from django_q.tasks import async_task
 
         options = self._options(work)
-        cluster = settings.CLUSTER
         delayed = work.due is not None and work.due > timezone.now()
         if delayed and not Conf.SYNC:
-            if not _uses_orm_broker():
-                return self._schedule_once(work, cluster)
-            options["broker"] = _delayed_orm_broker_class()(cluster or Conf.CLUSTER_NAME, work.due)
+            options["broker"] = _delayed_orm_broker_class()(
+                settings.CLUSTER or Conf.CLUSTER_NAME, work.due
+            )
         return async_task(EXECUTE_STEP, work.run_id, work.step, work.attempt, q_options=options)
-
-    def _schedule_once(self, work: Dispatch, cluster: str | None) -> str:
-        # Brokers other than the ORM have no "not before": fall back to a
-        # django-q2 ONCE schedule, which its scheduler checks only every ~30 s.
-        from django_q.models import Schedule
-
-        schedule = Schedule.objects.create(
-            name=f"squidmesh {work.task_name}"[:100],
-            func=EXECUTE_STEP,
-            args=repr((work.run_id, work.step, work.attempt)),
-            schedule_type=Schedule.ONCE,
-            repeats=-1,
-            next_run=work.due,
-            cluster=cluster,
-        )
-        return f"schedule:{schedule.pk}"
 
 
 def _uses_orm_broker() -> bool:

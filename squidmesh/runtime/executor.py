@@ -41,7 +41,7 @@ from squidmesh.lifecycle import (
 )
 from squidmesh.models import StepAttempt, StepRun, WorkflowRun
 from squidmesh.registry import registry
-from squidmesh.runtime import delivery, retry
+from squidmesh.runtime import delivery, heartbeat, retry
 from squidmesh.runtime.context import StepContext
 from squidmesh.runtime.delivery import (
     Delivery,
@@ -145,10 +145,11 @@ class StepExecutor:
             return "closed an interrupted attempt"
         while True:
             started = time.monotonic()
-            output, error, retryable = self._run_body(claim)
-            result = self._finish_durably(
-                claim, output, error, retryable, time.monotonic() - started
-            )
+            with heartbeat.beating(claim.attempt.pk):
+                output, error, retryable = self._run_body(claim)
+                result = self._finish_durably(
+                    claim, output, error, retryable, time.monotonic() - started
+                )
             if self.continuation is None:
                 return result if not self.inline_steps else f"{result} ({self.inline_steps} inline)"
             # The finish committed this step and claimed the next one for
@@ -529,11 +530,18 @@ def presumed_dead(attempt: StepAttempt, step: Step | None) -> bool:
     """Return whether the worker that ran a `running` attempt must be dead by now."""
     from django_q.conf import Conf
 
+    now = timezone.now()
+    # Without a lease (Redis) a live worker beats every HEARTBEAT_INTERVAL
+    # seconds while the body runs; a silent one was killed.
+    if attempt.heartbeat_at is not None and heartbeat.enabled():
+        silence = timedelta(seconds=settings.HEARTBEAT_TIMEOUT)
+        if now > attempt.heartbeat_at + silence:
+            return True
     # django-q2 ends a task at its timeout, so an attempt older than the
     # timeout (plus grace for the finishing transaction) has no live worker.
     limit = (step and step.timeout) or _default_timeout() or Conf.RETRY
     deadline = attempt.started_at + timedelta(seconds=limit + settings.INTERRUPTED_GRACE)
-    return timezone.now() > deadline
+    return now > deadline
 
 
 def _database_lost(error: Exception) -> bool:
@@ -616,6 +624,7 @@ def open_attempt(
         status=AttemptStatus.RUNNING,
         due_at=run.scheduled_for,
         started_at=now,
+        heartbeat_at=now,
         worker=WORKER,
     )
     return step_run, attempt

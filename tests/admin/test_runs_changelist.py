@@ -252,3 +252,22 @@ def test_action_checkbox__same_markup_as_djangos_widget():
     model_admin = django_admin.site._registry[WorkflowRun]
 
     assert model_admin.action_checkbox(run) == ModelAdmin.action_checkbox(model_admin, run)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_changelist__shows_the_outbox_relays_lag_on_a_non_transactional_broker(
+    operator_client, redis_broker
+):
+    from squidmesh.models import OutboxMessage
+
+    squidmesh.start_run("tests.three_steps", {})
+    OutboxMessage.objects.update(due_at=timezone.now() - timedelta(seconds=4))
+
+    html = operator_client.get(CHANGELIST).content.decode()
+
+    assert "Outbox relay: 1 dispatch waiting (1 due), lag 4." in html
+    assert 'class="squidmesh-outbox squidmesh-note"' in html
+
+
+def test_changelist__no_outbox_line_on_the_orm_broker(operator_client):
+    assert "Outbox relay" not in operator_client.get(CHANGELIST).content.decode()

@@ -187,3 +187,21 @@ class InlineLongTimeout(squidmesh.Workflow):
 
     first = Step(quick, on_ok="slow", timeout=1)
     slow = Step(sleep_on_first_attempt, timeout=6, retry=Retry(max_attempts=2, backoff_min=0.2))
+
+
+def fail_then_sleep(data, ctx):
+    record(ctx)
+    if ctx.attempt == 1:
+        raise StepFailure("first attempt fails at once")
+    time.sleep(data["sleep"])
+    return {"slept_on": ctx.attempt}
+
+
+@squidmesh.register
+class DelayedTimeout(squidmesh.Workflow):
+    """Attempt 1 fails at once; attempt 2, sent after a backoff, outlives its own 3 s timeout."""
+
+    name = "tests.delayed_timeout"
+    triggers = [squidmesh.manual(payload={"sleep": fields.Float(default=6.0)})]
+
+    sleepy = Step(fail_then_sleep, timeout=3, retry=Retry(max_attempts=2, backoff_min=1))

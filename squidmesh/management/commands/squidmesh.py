@@ -25,7 +25,23 @@ from squidmesh.models import WorkflowRun
 from squidmesh.recovery import recover_runs
 from squidmesh.registry import registry
 from squidmesh.retention import prune_runs
+from squidmesh.runtime.dispatcher import get_dispatcher
+from squidmesh.runtime.relay import Relay, describe_outbox, outbox_status, run_outbox
 from squidmesh.serialization import run_detail, run_summary, workflow_summary
+
+
+def describe_run_outbox(outbox: dict[str, Any]) -> str:
+    waiting = ", ".join(
+        f"{m['step']}#{m['attempt']} due {local(m['due_at'])}"
+        + (
+            f" (broker refused {m['failed_handovers']}x: {m['last_error']})"
+            if m["failed_handovers"]
+            else ""
+        )
+        for m in outbox["messages"]
+    )
+    return f"{waiting or 'nothing waiting'}; relay lag {outbox['lag']:.1f} s"
+
 
 # Exit statuses besides 0 (success), 1 (refused: bad input, unknown
 # workflow or run, action not allowed) and 2 (usage error, from argparse).
@@ -115,8 +131,8 @@ class SubcommandParser(CommandParser):
 
 class Command(BaseCommand):
     help = (
-        "Operate squidmesh workflows: start, runs, inspect, cancel, replay, recover, prune, "
-        "workflows, describe. "
+        "Operate squidmesh workflows: start, runs, inspect, cancel, replay, recover, relay, "
+        "prune, workflows, describe. "
         "`manage.py squidmesh SUBCOMMAND --help` explains each one. "
         "Exit status: 0 done, 1 refused (bad input, unknown workflow or run, action not "
         "allowed), 2 usage error, 3 a waited run failed or was cancelled, 4 --wait timed out, "
@@ -201,6 +217,25 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="Show what would be redispatched; queue nothing."
         )
         self.add_json_argument(recover)
+
+        relay = subcommands.add_parser(
+            "relay",
+            help="Hand due outbox messages to the broker (Redis and other non-transactional "
+            "brokers).",
+            description="Run the outbox relay in the foreground until interrupted: due "
+            "dispatches are moved from squidmesh's outbox table to the django-q2 broker, and "
+            "attempts whose worker stopped beating get their delivery re-sent. Each qcluster "
+            "already runs one (SQUIDMESH['RELAY_IN_CLUSTER']); several relays share the work.",
+        )
+        relay.add_argument(
+            "--once", action="store_true", help="Hand over what is due now, then exit."
+        )
+        relay.add_argument(
+            "--status",
+            action="store_true",
+            help="Print the outbox's state (messages waiting, the relay's lag) and exit.",
+        )
+        self.add_json_argument(relay)
 
         prune = subcommands.add_parser(
             "prune",
@@ -318,10 +353,16 @@ class Command(BaseCommand):
 
     def handle_inspect(self, *, run_id: str, as_json: bool, **options: Any) -> None:
         run = api.inspect_run(run_id, include_history=True)
+        # With a non-transactional broker, say whether the run's next
+        # delivery still waits in the outbox and how far behind the relay is.
+        outbox = run_outbox(run) if get_dispatcher().uses_outbox else None
         if as_json:
-            self.write_json(run_detail(run, include_history=True))
+            detail = run_detail(run, include_history=True)
+            if outbox is not None:
+                detail["outbox"] = outbox
+            self.write_json(detail)
         else:
-            self.write_run(run)
+            self.write_run(run, outbox)
 
     def handle_cancel(self, *, run_id: str, as_json: bool, **options: Any) -> None:
         run = api.cancel_run(run_id)
@@ -339,6 +380,40 @@ class Command(BaseCommand):
         run = api.replay_run(run_id)
         message = f"Started run {run.pk} replaying {run.replayed_from_id}: {run.status}"
         self.finish(run, message, **options)
+
+    def handle_relay(self, *, once: bool, status: bool, as_json: bool, **options: Any) -> None:
+        if status:
+            state = outbox_status()
+            if as_json:
+                self.write_json(state)
+                return
+            if not state["in_use"]:
+                self.stdout.write(
+                    "The broker is transactional (django-q2's ORM broker on squidmesh's "
+                    "database): no outbox is used."
+                )
+            self.stdout.write(describe_outbox(state))
+            return
+        relay = Relay()
+        if once:
+            handed_over = 0
+            while True:
+                result = relay.relay_once()
+                handed_over += result.handed_over
+                if result.error:
+                    raise CommandError(f"The broker refused a message: {result.error}")
+                if not result.handed_over:
+                    break
+            if as_json:
+                self.write_json({"handed_over": handed_over})
+            else:
+                self.stdout.write(f"Handed over {handed_over} message(s).")
+            return
+        self.stdout.write("Relaying the outbox; Ctrl-C stops.")
+        try:
+            relay.run()
+        except KeyboardInterrupt:
+            raise SystemExit(EXIT_INTERRUPTED) from None
 
     def handle_recover(
         self,
@@ -545,7 +620,7 @@ class Command(BaseCommand):
     def write_json(self, data: Any) -> None:
         self.stdout.write(json.dumps(data, indent=2, cls=DjangoJSONEncoder))
 
-    def write_run(self, run: WorkflowRun) -> None:
+    def write_run(self, run: WorkflowRun, outbox: dict[str, Any] | None = None) -> None:
         """Print a run returned by `inspect_run(..., include_history=True)`."""
         rows = [
             ("Run", run.pk),
@@ -564,6 +639,8 @@ class Command(BaseCommand):
             ("Context", json.dumps(run.context, cls=DjangoJSONEncoder)),
             ("Last error", run.last_error["message"] if run.last_error else None),
         ]
+        if outbox is not None:
+            rows.append(("Outbox", describe_run_outbox(outbox)))
         width = max(len(label) for label, _ in rows)
         lines = [
             f"{label.ljust(width)}  {'-' if value is None else value}" for label, value in rows
