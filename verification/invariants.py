@@ -7,7 +7,6 @@ verification harness after every scenario and by the test suite.
 
 from __future__ import annotations
 
-import ast
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -100,12 +99,12 @@ def queued_step_tasks() -> list[QueuedTask]:
     """Return the squidmesh step tasks waiting to be delivered, on either broker.
 
     That is the broker's queue (django-q2's ORM rows, or the Redis list)
-    plus django-q2 ONCE schedules of step tasks (delayed work on a broker
-    without a "not before").
+    plus squidmesh's outbox (dispatches the relay has not handed to a
+    broker that cannot join transactions yet).
     """
-    from django_q.models import Schedule
     from django_q.signing import BadSignature, SignedPackage
 
+    from squidmesh.models import OutboxMessage
     from squidmesh.runtime.dispatcher import EXECUTE_STEP
     from verification.broker import queued_packages
 
@@ -118,12 +117,9 @@ def queued_step_tasks() -> list[QueuedTask]:
         if task.get("func") == EXECUTE_STEP:
             run_id, step, attempt = task["args"][:3]
             tasks.append(QueuedTask(str(run_id), step, int(attempt), not_before))
-    once = Schedule.objects.filter(func=EXECUTE_STEP, schedule_type=Schedule.ONCE).exclude(
-        repeats=0
-    )
-    for args, next_run in once.values_list("args", "next_run"):
-        run_id, step, attempt = ast.literal_eval(args)[:3]
-        tasks.append(QueuedTask(str(run_id), step, int(attempt), next_run))
+    outbox = OutboxMessage.objects.values_list("run_id", "step", "attempt", "due_at")
+    for run_id, step, attempt, due_at in outbox:
+        tasks.append(QueuedTask(str(run_id), step, int(attempt), due_at))
     return tasks
 
 

@@ -157,3 +157,17 @@ def test_resend_of_the_dead_attempt_of_a_cancelling_run__is_allowed_while_no_bod
     assert after_terminal([dispatched_while_cancelling("a", 1)]) == [
         "'a' attempt 1 dispatched while the run was cancelling"
     ]
+
+
+def test_active_run_whose_delivery_waits_in_the_outbox__is_not_lost():
+    # On Redis a dispatch waits in squidmesh's outbox until the relay hands it over.
+    from django.utils import timezone
+
+    from squidmesh.models import OutboxMessage
+
+    run = squidmesh.start_run("tests.three_steps", {})
+    OrmQ.objects.all().delete()
+    OutboxMessage.objects.create(
+        run_id=run.pk, workflow=run.workflow, step="a", attempt=1, due_at=timezone.now()
+    )
+    assert violations() == {}
