@@ -137,11 +137,19 @@ def queued_packages() -> list[tuple[str, datetime]]:
     return [(raw.decode(), now) for raw in broker.connection.lrange(broker.list_key, 0, -1)]
 
 
-def flush_queue() -> None:
-    """Lose every queued task: FLUSHDB of the harness's own Redis db (never FLUSHALL)."""
+def flush_queue() -> int:
+    """Lose every queued task: FLUSHDB of the harness's own Redis db (never FLUSHALL).
+
+    Return how many tasks the queue held.
+    """
     if current() != REDIS:
         raise RuntimeError("flush_queue is a Redis fault")
-    _redis_broker().connection.flushdb()
+    broker = _redis_broker()
+    with broker.connection.pipeline() as pipeline:
+        pipeline.llen(broker.list_key)
+        pipeline.flushdb()
+        queued, _ = pipeline.execute()
+    return int(queued)
 
 
 def inject_duplicate(rng: random.Random) -> bool:

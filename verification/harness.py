@@ -405,6 +405,7 @@ class Harness:
     last_fault: float | None = None
     postgres_restarts: int = 0
     redis_flushes: int = 0
+    tasks_flushed: int = 0
     redis_restarts: int = 0
     notes: list[tuple[str, Any]] = field(default_factory=list)
 
@@ -420,7 +421,7 @@ class Harness:
         """Lose every queued task (FLUSHDB of the harness's own Redis db)."""
         from verification.broker import flush_queue
 
-        flush_queue()
+        self.tasks_flushed += flush_queue()
         self.redis_flushes += 1
         self.fault()
 
@@ -494,6 +495,7 @@ class Harness:
             *(
                 [
                     ("redis flushes (FLUSHDB)", self.redis_flushes),
+                    ("  queued tasks they dropped", self.tasks_flushed),
                     ("redis restarts", self.redis_restarts),
                 ]
                 if broker.current() == broker.REDIS
