@@ -120,6 +120,12 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="set a SQUIDMESH setting (JSON value)",
     )
+    parser.add_argument(
+        "--no-health-checks",
+        dest="health_checks",
+        action="store_false",
+        help="CONN_HEALTH_CHECKS off (one transaction per idle poll instead of two)",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
     options = parser.parse_args(argv)
@@ -143,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["BENCH_Q_CLUSTER"] = json.dumps(parse_assignments(options.set, "--set"))
     os.environ["BENCH_SQUIDMESH"] = json.dumps(parse_assignments(options.squidmesh, "--squidmesh"))
     os.environ["BENCH_BROKER"] = options.broker
+    os.environ["BENCH_CONN_HEALTH_CHECKS"] = "1" if options.health_checks else "0"
     os.environ["BENCH_REDIS_DB"] = str(options.redis_db)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -247,7 +254,8 @@ def header(bench: Bench, settings, connection) -> list[str]:
         f"django-q2 {getattr(django_q, 'VERSION', '?')}, PostgreSQL {postgres}, "
         f"{os.cpu_count()} CPUs, load average at start {load}",
         f"broker {broker_name()} (both sides), Q_CLUSTER {json.dumps(cluster)}",
-        f"CONN_MAX_AGE {settings.DATABASES['default']['CONN_MAX_AGE']}, "
+        f"CONN_MAX_AGE {settings.DATABASES['default']['CONN_MAX_AGE']}, CONN_HEALTH_CHECKS "
+        f"{settings.DATABASES['default']['CONN_HEALTH_CHECKS']}, "
         f"SQUIDMESH {json.dumps(settings.SQUIDMESH)} (INLINE_STEPS in effect: "
         f"{squidmesh_settings.INLINE_STEPS})",
         f"medians over {bench.reps} repetitions; ratio = squidmesh / raw "

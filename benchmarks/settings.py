@@ -63,8 +63,14 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/sm
 # Persistent connections: without them every django-q2 dequeue, task and
 # ack opens a new connection (docs/performance.md). Health checks make a
 # connection that died between tasks reconnect instead of failing a task.
+# `--no-health-checks` turns them off: each idle poll then costs one
+# transaction instead of two (the `idle` section measures both).
 DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=600,
+        conn_health_checks=os.environ.get("BENCH_CONN_HEALTH_CHECKS", "1") == "1",
+    )
 }
 
 # The recommended squidmesh configuration of django-q2 (docs/performance.md);
