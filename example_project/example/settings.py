@@ -94,13 +94,21 @@ Q_CLUSTER = {
     "max_attempts": 0,
     "catch_up": False,
 }
+# Try the Redis broker: EXAMPLE_REDIS_URL=redis://127.0.0.1:6379/0. Redis cannot
+# join the runs' transactions, so dispatches go through squidmesh's outbox and
+# the relay every qcluster runs; its lag shows on the admin run list
+# (docs/operations.md#redis-broker).
+if os.environ.get("EXAMPLE_REDIS_URL"):
+    del Q_CLUSTER["orm"]
+    Q_CLUSTER["redis"] = os.environ["EXAMPLE_REDIS_URL"]
 
 # INLINE_STEPS (default 10): steps due at once continue in the same task.
 SQUIDMESH = {
     # The recovery sweep (docs/reliability.md#recovery-sweep): every minute,
     # django-q2's scheduler re-sends the delivery of any active run that made
     # no progress for 5 minutes and whose delivery is overdue. A safety net on
-    # the ORM broker; required on Redis, which drops a dead worker's task.
+    # the ORM broker; required on Redis, which can lose its queue (FLUSHDB, a
+    # restart without persistence). Dead workers are the heartbeat's job.
     # `python manage.py squidmesh recover --dry-run` shows what it would do.
     "RECOVER_AFTER": 300,
     "RECOVERY_INTERVAL": 1,

@@ -113,15 +113,13 @@ class Relay:
 
     def step(self) -> float:
         """Run one pass (and the dead-worker check when due); return how long to sleep."""
-        from django.db import connection
-
         try:
             result = self.relay_once()
             self._check_dead_workers()
         except Exception as error:  # the database is away: back off, reconnect
             self.failures += 1
             logger.warning("Outbox relay failed: %s", error)
-            connection.close()
+            connections[_alias()].close()
             return self._backoff()
         if result.error:
             self.failures += 1
