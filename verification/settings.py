@@ -76,9 +76,10 @@ if os.environ.get("SQUIDMESH_VERIFY_BROKER") == "redis":
         "socket_connect_timeout": 2,
         "socket_timeout": 5,
     }
-    # Redis drops a task whose worker died: the recovery sweep re-sends it.
-    # The sweep runs every minute; 20 s keeps it above the longest step
-    # (10 s) plus a queue wait.
+    # Tasks Redis lost (a FLUSHDB, a restart, a killed cluster's local
+    # queue) wait for the recovery sweep (every minute). Lower than the
+    # production advice (docs/operations.md), so a scenario converges within
+    # its bound; a healthy run re-sent early is a duplicate the executor skips.
     SQUIDMESH["RECOVER_AFTER"] = 20
 
 LOGGING = {
