@@ -46,10 +46,11 @@ def configure(broker: str, *, redis_port: int, redis_db: int) -> None:
 
 
 def current() -> str:
-    """Return the broker the harness settings configure: `ORM` or `REDIS`."""
-    from django.conf import settings
+    """Return the broker django-q2 uses here: `ORM` or `REDIS`."""
+    from django_q.brokers import get_broker
+    from django_q.brokers.redis_broker import Redis
 
-    return REDIS if "redis" in settings.Q_CLUSTER else ORM
+    return REDIS if isinstance(get_broker(), Redis) else ORM
 
 
 class RedisServer:
