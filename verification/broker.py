@@ -154,7 +154,13 @@ def flush_queue() -> int:
 
 
 def inject_duplicate(rng: random.Random) -> bool:
-    """Queue a copy of a random queued task, as a broker redelivering it would present it twice."""
+    """Deliver a step task a second time, as a broker (or the outbox relay) may.
+
+    On the ORM broker: a copy of a random queued row. On Redis, whose
+    clusters pull tasks as soon as they arrive, the list is nearly always
+    empty: re-send the delivery of one of the last attempts started, as a
+    relay killed after its enqueue but before its commit does.
+    """
     if current() == ORM:
         from django_q.models import OrmQ
 
@@ -164,12 +170,18 @@ def inject_duplicate(rng: random.Random) -> bool:
         row = rows[0]
         OrmQ.objects.create(key=row.key, payload=row.payload, lock=row.lock)
         return True
-    broker = _redis_broker()
-    size = broker.connection.llen(broker.list_key)
-    if not size:
+    from django_q.tasks import async_task
+
+    from squidmesh.models import StepAttempt
+    from squidmesh.runtime.dispatcher import EXECUTE_STEP
+
+    recent = list(
+        StepAttempt.objects.order_by("-started_at").values_list(
+            "run_id", "step_run__step", "number"
+        )[:50]
+    )
+    if not recent:
         return False
-    task = broker.connection.lindex(broker.list_key, rng.randrange(size))
-    if task is None:  # pulled meanwhile
-        return False
-    broker.connection.rpush(broker.list_key, task)
+    run_id, step, attempt = rng.choice(recent)
+    async_task(EXECUTE_STEP, str(run_id), step, attempt)
     return True

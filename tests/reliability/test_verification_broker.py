@@ -6,7 +6,10 @@ import socket
 import pytest
 from django_q.tasks import async_task
 
+import squidmesh
+from squidmesh.models import OutboxMessage
 from squidmesh.runtime.dispatcher import EXECUTE_STEP
+from squidmesh.runtime.executor import execute_step
 from verification import broker, invariants
 from verification.resilience import fault_plan
 
@@ -29,19 +32,27 @@ def test_fault_plan__redis_cycles_kill_flush_restart_and_postgres_only_if_allowe
     assert fault_plan(4, postgres=False, redis=True) == ["kill", "flush", "redis", "kill"]
 
 
-def test_redis_queue__tasks_are_read_duplicated_and_flushed(redis_broker):
+def test_redis_queue__tasks_are_read_and_flushed(redis_broker):
     assert broker.current() == broker.REDIS
+    async_task(EXECUTE_STEP, "3f0c6a52-6f57-4d4e-9a43-0c0a7e1f4f11", "work", 2)
     async_task(EXECUTE_STEP, "3f0c6a52-6f57-4d4e-9a43-0c0a7e1f4f11", "work", 2)
 
     queued = invariants.queued_step_tasks()
     assert [(t.run_id, t.step, t.attempt) for t in queued] == [
         ("3f0c6a52-6f57-4d4e-9a43-0c0a7e1f4f11", "work", 2)
-    ]
-    assert broker.inject_duplicate(random.Random(1))
-    assert len(invariants.queued_step_tasks()) == 2
+    ] * 2
     assert broker.flush_queue() == 2
     assert invariants.queued_step_tasks() == []
-    assert not broker.inject_duplicate(random.Random(1))  # nothing left to copy
+
+
+def test_redis_duplicate__re_sends_the_delivery_of_a_started_attempt(redis_broker):
+    assert not broker.inject_duplicate(random.Random(1))  # no attempt yet
+    run = squidmesh.start_run("tests.three_steps", {})  # its dispatch waits in the outbox
+    execute_step(str(run.pk), "a", 1)  # delivered: attempt 1 of "a" started
+    OutboxMessage.objects.all().delete()
+    assert broker.inject_duplicate(random.Random(1))
+    (task,) = invariants.queued_step_tasks()
+    assert (task.run_id, task.attempt) == (str(run.pk), 1) and task.step in {"a", "b", "c"}
 
 
 def free_port() -> int:
