@@ -90,6 +90,8 @@ if os.environ.get("SQUIDMESH_TEST_BROKER") == "redis":
     # A test may start its own redis-server (to stop it) on another port.
     port = int(os.environ.get("SQUIDMESH_TEST_REDIS_PORT", "6379"))
     Q_CLUSTER["redis"] = {"host": "127.0.0.1", "port": port, "db": TEST_REDIS_DB}
+    if os.environ.get("SQUIDMESH_TEST_BROKER_CLASS"):
+        Q_CLUSTER["broker_class"] = os.environ["SQUIDMESH_TEST_BROKER_CLASS"]
 
 # No recovery sweep schedule in the test database: clusters started by tests
 # would run it in the middle of other tests (tests/test_recovery.py turns it on).

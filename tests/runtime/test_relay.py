@@ -1,6 +1,10 @@
 """The outbox relay on real Redis: hand-over, delays, broker outages, crashes, heartbeats."""
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -21,6 +25,7 @@ from squidmesh.runtime.dispatcher import Dispatch, DjangoQDispatcher
 from squidmesh.runtime.executor import StepExecutor, execute_step, presumed_dead
 from squidmesh.runtime.relay import Relay, outbox_status
 from squidmesh.testing import wait_for
+from tests.conftest import ROOT, make_cluster
 from tests.testapp.models import Execution
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -160,6 +165,38 @@ def test_relay_killed_mid_batch__loses_nothing_and_the_duplicates_are_absorbed(
         assert WorkflowRun.objects.get(pk=run.pk).status == RunStatus.COMPLETED
         ran = Execution.objects.filter(run_id=run.pk).values_list("step", flat=True)
         assert sorted(ran) == ["a", "b", "c"]  # each body once
+
+
+@pytest.mark.cluster
+def test_relay_process_sigkilled_mid_batch__loses_nothing(redis_broker):
+    runs = [squidmesh.start_run("tests.three_steps", {}) for _ in range(6)]
+    # A real `manage.py squidmesh relay` whose broker takes 0.3 s per enqueue.
+    env = make_cluster(
+        SQUIDMESH_TEST_BROKER="redis", SQUIDMESH_TEST_BROKER_CLASS="tests.testapp.brokers.SlowRedis"
+    ).env
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "django", "squidmesh", "relay"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: redis_broker.queue_size() >= 2, 30)
+    finally:
+        os.killpg(relay.pid, signal.SIGKILL)
+        relay.wait(10)
+
+    enqueued = redis_broker.queue_size()
+    assert 2 <= enqueued < 6  # killed mid-batch...
+    assert OutboxMessage.objects.count() == 6  # ...so its deletes never committed
+    results = deliver_all(redis_broker)
+
+    assert sum(result.startswith("skipped") for result in results) == enqueued
+    for run in runs:
+        assert WorkflowRun.objects.get(pk=run.pk).status == RunStatus.COMPLETED
+        assert Execution.objects.filter(run_id=run.pk).count() == 3  # a, b, c once each
 
 
 def test_outbox_status__reports_the_age_of_the_oldest_due_message(redis_broker):
