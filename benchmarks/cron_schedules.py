@@ -26,9 +26,10 @@ from django_q.scheduler import scheduler  # noqa: E402
 
 import squidmesh  # noqa: E402
 from squidmesh import Step, fields  # noqa: E402
+from squidmesh.cron_schedules import cron_triggers, sync_schedules  # noqa: E402
+from squidmesh.cron_schedules.schedule_rows import FIRE  # noqa: E402
 from squidmesh.models import WorkflowRun  # noqa: E402
 from squidmesh.registry import registry  # noqa: E402
-from squidmesh.schedules import FIRE, cron_triggers, sync_schedules  # noqa: E402
 from squidmesh.testing import drain  # noqa: E402
 
 TRIGGERS = 200

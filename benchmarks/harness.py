@@ -175,20 +175,52 @@ def ensure_database(url: str) -> bool:
         return True
 
 
+def broker_name() -> str:
+    """Return the broker of the benchmark's `Q_CLUSTER`: "orm" or "redis"."""
+    from django.conf import settings
+
+    return "redis" if "redis" in settings.Q_CLUSTER else "orm"
+
+
+def ratio_target(target: str, check: Callable[[Row], bool]) -> dict[str, Any]:
+    """Return the `target`/`check` of a squidmesh/raw ratio row, for the ORM broker only.
+
+    On Redis raw django-q2 writes nothing to PostgreSQL while squidmesh
+    commits every step: the ratio is printed as a figure, not judged.
+    """
+    if broker_name() == "redis":
+        return {"target": "- (orm broker)"}
+    return {"target": target, "check": check}
+
+
 def reset_work_tables() -> None:
     """Empty the runs, django-q2's queue and results, and the chain marks (between measurements)."""
+    from django.apps import apps
     from django.db import connection
+    from django_q.brokers import get_broker
 
+    # Every squidmesh table (runs, steps, attempts and any dispatch outbox).
+    engine = [model._meta.db_table for model in apps.get_app_config("squidmesh").get_models()]
+    tables = [
+        *engine,
+        "django_q_ormq",
+        "django_q_task",
+        "django_q_schedule",
+        "benchapp_chainfinish",
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE squidmesh_stepattempt, squidmesh_steprun, squidmesh_workflowrun, "
-            "django_q_ormq, django_q_task, django_q_schedule, benchapp_chainfinish"
-        )
+        cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
+    if broker_name() == "redis":
+        get_broker().delete_queue()  # only the benchmark cluster's list, never FLUSHDB
 
 
 def queue_size() -> int:
+    """Return the tasks queued on the broker (on the ORM broker: until acknowledged)."""
+    from django_q.brokers import get_broker
     from django_q.models import OrmQ
 
+    if broker_name() == "redis":
+        return get_broker().queue_size()
     return OrmQ.objects.count()
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import random
 import time
 
-from benchmarks.harness import Row, median, percentile, reset_work_tables, running_cluster
+from benchmarks.harness import (
+    Row,
+    median,
+    percentile,
+    ratio_target,
+    reset_work_tables,
+    running_cluster,
+)
 from benchmarks.workloads import RAW, SQUIDMESH, finished_at, start_one
 
 
@@ -60,8 +67,7 @@ def measure(bench) -> None:
             median(p50s[SQUIDMESH]),
             median(p50s[RAW]),
             unit="ms",
-            target="<= 1.5x",
-            check=lambda row: row.ratio <= 1.5,
+            **ratio_target("<= 1.5x", lambda row: row.ratio <= 1.5),
             note=note,
         )
     )

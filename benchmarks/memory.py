@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from benchmarks.harness import (
     Row,
-    queue_size,
     read_memory,
     reset_work_tables,
     running_cluster,
     wait_until,
 )
-from benchmarks.workloads import RAW, SQUIDMESH, start_burst
+from benchmarks.workloads import RAW, SQUIDMESH, all_done, start_burst
 
 BATCHES = 10
 # django-q2 recycles a worker after `recycle` tasks (default 500), which would
@@ -24,9 +23,10 @@ def soak(side: str, total: int) -> dict[str, float]:
     samples: list[float] = []
     with running_cluster(SOAK_CLUSTER) as cluster:
         reset_work_tables()
-        for _ in range(BATCHES):
+        for index in range(1, BATCHES + 1):
             start_burst(side, batch)
-            wait_until(lambda: queue_size() == 0, timeout=max(120, batch / 5))
+            done = index * batch
+            wait_until(lambda done=done: all_done(side, done), timeout=max(120, batch / 5))
             samples.append(max(read_memory(pid)["VmRSS"] for pid in cluster.worker_pids()))
         peak = max(read_memory(pid)["VmHWM"] for pid in cluster.worker_pids())
     reset_work_tables()

@@ -24,7 +24,10 @@ SECTIONS = {
     "history": "benchmarks.history",
     "memory": "benchmarks.memory",
     "maintenance": "benchmarks.maintenance",
+    "idle": "benchmarks.idle",
 }
+# `idle` starts up to 8 clusters at once: asked for by name, not part of "all".
+DEFAULT_SECTIONS = [name for name in SECTIONS if name != "idle"]
 
 QUICK = {
     "runs": 300,
@@ -88,8 +91,20 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         "--sections",
         nargs="+",
         choices=list(SECTIONS),
-        default=list(SECTIONS),
-        help="sections to run (default: all)",
+        default=DEFAULT_SECTIONS,
+        help="sections to run (default: all but idle)",
+    )
+    parser.add_argument(
+        "--broker",
+        choices=("orm", "redis"),
+        default="orm",
+        help="django-q2 broker of both sides (redis: the machine's Redis at 127.0.0.1:6379)",
+    )
+    parser.add_argument(
+        "--redis-db",
+        type=int,
+        default=14,
+        help="Redis db number of the queue (--broker redis); only the cluster's list is cleared",
     )
     parser.add_argument(
         "--set",
@@ -104,6 +119,12 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="KEY=VALUE",
         help="set a SQUIDMESH setting (JSON value)",
+    )
+    parser.add_argument(
+        "--no-health-checks",
+        dest="health_checks",
+        action="store_false",
+        help="CONN_HEALTH_CHECKS off (one transaction per idle poll instead of two)",
     )
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
@@ -127,6 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
     os.environ["BENCH_Q_CLUSTER"] = json.dumps(parse_assignments(options.set, "--set"))
     os.environ["BENCH_SQUIDMESH"] = json.dumps(parse_assignments(options.squidmesh, "--squidmesh"))
+    os.environ["BENCH_BROKER"] = options.broker
+    os.environ["BENCH_CONN_HEALTH_CHECKS"] = "1" if options.health_checks else "0"
+    os.environ["BENCH_REDIS_DB"] = str(options.redis_db)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
 
@@ -222,13 +246,16 @@ def header(bench: Bench, settings, connection) -> list[str]:
     from squidmesh.conf import settings as squidmesh_settings
 
     cluster = {k: v for k, v in settings.Q_CLUSTER.items() if k != "name"}
+    from benchmarks.harness import broker_name
+
     return [
         f"squidmesh benchmark, {datetime.datetime.now():%Y-%m-%d %H:%M}, commit {commit}",
         f"Python {platform.python_version()}, Django {django.get_version()}, "
         f"django-q2 {getattr(django_q, 'VERSION', '?')}, PostgreSQL {postgres}, "
         f"{os.cpu_count()} CPUs, load average at start {load}",
-        f"Q_CLUSTER {json.dumps(cluster)}",
-        f"CONN_MAX_AGE {settings.DATABASES['default']['CONN_MAX_AGE']}, "
+        f"broker {broker_name()} (both sides), Q_CLUSTER {json.dumps(cluster)}",
+        f"CONN_MAX_AGE {settings.DATABASES['default']['CONN_MAX_AGE']}, CONN_HEALTH_CHECKS "
+        f"{settings.DATABASES['default']['CONN_HEALTH_CHECKS']}, "
         f"SQUIDMESH {json.dumps(settings.SQUIDMESH)} (INLINE_STEPS in effect: "
         f"{squidmesh_settings.INLINE_STEPS})",
         f"medians over {bench.reps} repetitions; ratio = squidmesh / raw "

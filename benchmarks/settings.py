@@ -1,4 +1,4 @@
-"""Benchmark settings: Postgres, the ORM broker and the recommended `Q_CLUSTER`.
+"""Benchmark settings: Postgres, the ORM (or Redis) broker and the recommended `Q_CLUSTER`.
 
 `DATABASE_URL` picks the database (default `sm_bench`); `BENCH_Q_CLUSTER`
 (JSON) overrides `Q_CLUSTER` keys, so a qcluster subprocess started by the
@@ -63,8 +63,14 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/sm
 # Persistent connections: without them every django-q2 dequeue, task and
 # ack opens a new connection (docs/performance.md). Health checks make a
 # connection that died between tasks reconnect instead of failing a task.
+# `--no-health-checks` turns them off: each idle poll then costs one
+# transaction instead of two (the `idle` section measures both).
 DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=600,
+        conn_health_checks=os.environ.get("BENCH_CONN_HEALTH_CHECKS", "1") == "1",
+    )
 }
 
 # The recommended squidmesh configuration of django-q2 (docs/performance.md);
@@ -84,6 +90,15 @@ Q_CLUSTER = {
     # django-q2 logs two INFO lines per task; squidmesh keeps its own history.
     "log_level": "WARNING",
 }
+# `--broker redis`: the same cluster settings on django-q2's Redis broker
+# (the machine's Redis, db `--redis-db`, default 14).
+if os.environ.get("BENCH_BROKER") == "redis":
+    del Q_CLUSTER["orm"]
+    Q_CLUSTER["redis"] = {
+        "host": os.environ.get("BENCH_REDIS_HOST", "127.0.0.1"),
+        "port": int(os.environ.get("BENCH_REDIS_PORT", "6379")),
+        "db": int(os.environ.get("BENCH_REDIS_DB", "14")),
+    }
 Q_CLUSTER.update(json.loads(os.environ.get("BENCH_Q_CLUSTER", "{}")))
 
 SQUIDMESH = json.loads(os.environ.get("BENCH_SQUIDMESH", "{}"))

@@ -14,12 +14,12 @@ from benchmarks.harness import (
     cpu_since,
     median,
     postgres_cpu,
-    queue_size,
+    ratio_target,
     reset_work_tables,
     running_cluster,
     wait_until,
 )
-from benchmarks.workloads import RAW, SQUIDMESH, completed_runs, start_burst
+from benchmarks.workloads import RAW, SQUIDMESH, all_done, completed_runs, start_burst
 
 
 def idle_rate(cluster, seconds: float = 2.0) -> float:
@@ -38,7 +38,7 @@ def burst(cluster, side: str, runs: int, idle: float = 0.0) -> tuple[float, floa
     reset_work_tables()
     cluster_cpu, backends_cpu = cluster.cpu_seconds(), postgres_cpu()
     committed = start_burst(side, runs)
-    done = wait_until(lambda: queue_size() == 0, timeout=max(120, runs / 5), interval=0.05)
+    done = wait_until(lambda: all_done(side, runs), timeout=max(120, runs / 5), interval=0.05)
     cpu = cpu_since(cluster, cluster_cpu, backends_cpu) - idle * (done - committed)
     if side == SQUIDMESH and completed_runs() != runs:
         raise RuntimeError(f"only {completed_runs()} of {runs} runs completed")
@@ -71,8 +71,7 @@ def measure(bench) -> None:
             median(rates[RAW]),
             unit="steps/s",
             better="higher",
-            target=">= 0.8x",
-            check=lambda row: row.ratio >= 0.8,
+            **ratio_target(">= 0.8x", lambda row: row.ratio >= 0.8),
         )
     )
     bench.table.add(

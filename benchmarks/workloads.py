@@ -34,10 +34,31 @@ def start_one(side: str, record: bool = False) -> str:
 
 def start_burst(side: str, count: int) -> float:
     """Start `count` units in one transaction (visible to workers at once); return commit time."""
+    from benchmarks.harness import broker_name
+
+    # Redis forgets a task once pulled: a raw chain records its finish so
+    # that `all_done` can count it (an INSERT per chain the ORM side skips).
+    record = broker_name() == "redis"
     with transaction.atomic():
         for _ in range(count):
-            start_one(side)
+            start_one(side, record=record)
     return time.monotonic()
+
+
+def all_done(side: str, count: int) -> bool:
+    """Return whether the `count` units started since the last reset have finished."""
+    from benchmarks.harness import broker_name, queue_size
+
+    if broker_name() == "orm":
+        # A queue row stays until its task is acknowledged: empty means done.
+        return queue_size() == 0
+    if side == SQUIDMESH:
+        from squidmesh.models import WorkflowRun
+
+        return not WorkflowRun.objects.active().exists() and completed_runs() >= count
+    from benchmarks.benchapp.models import ChainFinish
+
+    return ChainFinish.objects.count() >= count
 
 
 def finished_at(side: str, ident: str) -> float | None:

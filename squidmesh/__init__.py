@@ -2,10 +2,14 @@
 
 The API functions are imported lazily so that `import squidmesh` (in a
 `workflows.py` or in settings) never loads models before the app registry.
+Looked up before Django is ready (`from squidmesh import start_run` at the
+top of a `workflows.py`), they are thin functions that load the real one, and
+check that Django is ready, only when called.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +25,7 @@ from squidmesh.exceptions import (
     UnknownWorkflow,
     WorkflowDefinitionError,
 )
+from squidmesh.lifecycle import RunStatus
 from squidmesh.registry import register, registry
 from squidmesh.workflow import (
     COMPLETE,
@@ -51,6 +56,7 @@ __all__ = [
     "Payload",
     "Retry",
     "RunNotFound",
+    "RunStatus",
     "SquidmeshError",
     "Step",
     "StepFailure",
@@ -74,12 +80,25 @@ __all__ = [
     "wait",
 ]
 
-_API = {"cancel_run", "inspect_run", "list_runs", "replay_run", "start_run"}
-_RECOVERY = {"recover_runs"}
+_LAZY = {
+    "cancel_run": "squidmesh.api",
+    "inspect_run": "squidmesh.api",
+    "list_runs": "squidmesh.api",
+    "replay_run": "squidmesh.api",
+    "start_run": "squidmesh.api",
+    "recover_runs": "squidmesh.recovery",
+}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _API or name in _RECOVERY:
+def _deferred(name: str, module: str) -> Callable[..., Any]:
+    """Return a function that imports `module.name` and calls it, once Django is ready.
+
+    Looking the name up (`from squidmesh import start_run` in a
+    `workflows.py`, `hasattr(squidmesh, "start_run")`) must work before
+    `django.setup()` finishes; only a call needs the models.
+    """
+
+    def call(*args: Any, **kwargs: Any) -> Any:
         from django.apps import apps
 
         if not apps.ready:
@@ -88,6 +107,20 @@ def __getattr__(name: str) -> Any:
                 "Call it after django.setup() (e.g. from a view, a command or a task), "
                 "not at import time of a models.py or workflows.py."
             )
-        module = "squidmesh.api" if name in _API else "squidmesh.recovery"
-        return getattr(import_module(module), name)
+        return getattr(import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__module__ = __name__
+    call.__doc__ = f"Call `{module}.{name}` (see its documentation) once Django is ready."
+    return call
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from django.apps import apps
+
+        if apps.ready:
+            # The function itself: its signature and docs, and `is` holds.
+            return getattr(import_module(_LAZY[name]), name)
+        return _deferred(name, _LAZY[name])
     raise AttributeError(f"module 'squidmesh' has no attribute {name!r}")

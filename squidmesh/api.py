@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -41,11 +42,14 @@ MAX_PREFIX_CANDIDATES = 10
 
 WorkflowRef = type[Workflow] | str
 
+#: The payload of a `start_run` call that passes none. Read-only, so the
+#: shared default can never be mutated between calls.
+EMPTY_PAYLOAD: Mapping[str, Any] = MappingProxyType({})
+
 
 def start_run(
     workflow: WorkflowRef,
-    trigger_or_payload: str | Mapping[str, Any] | None = None,
-    payload: Mapping[str, Any] | None = None,
+    payload: Mapping[str, Any] = EMPTY_PAYLOAD,
     *,
     trigger: str | None = None,
     idempotency_key: str | None = None,
@@ -55,10 +59,11 @@ def start_run(
 ) -> WorkflowRun:
     """Start a run of `workflow` and return it (status `pending`).
 
-    Call as `start_run(workflow, payload)` for the default trigger or
-    `start_run(workflow, trigger, payload)`. The payload is validated
-    before anything is written; the run and the dispatch of its entry step
-    commit together.
+    `payload` is a mapping validated against the trigger's contract before
+    anything is written; leaving it out means `{}`. The trigger is
+    keyword-only (`trigger=`; the workflow's default trigger when omitted),
+    so a stray positional string can only be a payload, and is refused as
+    one. The run and the dispatch of its entry step commit together.
 
     With `idempotency_key`, a second call with the same key for the same
     workflow returns the run the first call started. The returned run's
@@ -68,18 +73,11 @@ def start_run(
     `"system"`), `source` (an `EventSource`; default `"api"`) and `reason`
     in the run's audit trail, in the transaction that creates the run.
 
-    Raise `UnknownWorkflow`, `UnknownTrigger` or `InvalidPayload`, or
+    Raise `UnknownWorkflow`, `UnknownTrigger` or `InvalidPayload` (also for
+    an explicit `None` or any payload that is not a mapping), or
     `InvalidFilter` for a bad idempotency key, actor, source or reason;
     nothing is persisted then.
     """
-    if isinstance(trigger_or_payload, str):
-        if trigger is not None:
-            raise TypeError("start_run() got the trigger both positionally and by keyword")
-        trigger = trigger_or_payload
-    elif trigger_or_payload is not None:
-        if payload is not None:
-            raise TypeError("start_run(workflow, trigger, payload): trigger must be a string")
-        payload = trigger_or_payload
     definition = registry.get(workflow)
     chosen = definition.get_trigger(trigger)
     cleaned = chosen.clean_payload(payload)
@@ -404,3 +402,9 @@ def replay_run(
             replayed_from=source_run,
             audit=audit,
         )
+
+
+# Run creation for the cron tick (`squidmesh.cron_schedules.ticks`), which starts runs
+# with their own context; not part of the public API (`__all__`).
+create_run = _create_run
+run_with_key = _run_with_key

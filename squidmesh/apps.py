@@ -10,11 +10,15 @@ class SquidmeshConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core.signals import setting_changed
+
         from squidmesh import checks  # noqa: F401 - registers the system checks
+        from squidmesh.conf import reload_on_setting_changed
         from squidmesh.registry import registry
         from squidmesh.runtime.context import install_log_record_factory
 
         install_log_record_factory()
+        setting_changed.connect(reload_on_setting_changed, dispatch_uid="squidmesh.conf.reload")
         registry.autodiscover()
         self._connect_cron()
         self._connect_relay()
@@ -32,14 +36,14 @@ class SquidmeshConfig(AppConfig):
         from django.db.models.signals import post_migrate, pre_save
         from django_q.models import Schedule
 
-        from squidmesh import schedules
+        from squidmesh.cron_schedules import receivers
 
         # Keep the cron schedules in step with the workflows on every deploy.
         post_migrate.connect(
-            schedules.sync_after_migrate, sender=self, dispatch_uid="squidmesh.schedules.sync"
+            receivers.sync_after_migrate, sender=self, dispatch_uid="squidmesh.schedules.sync"
         )
         pre_save.connect(
-            schedules.align_next_run,
+            receivers.align_next_run,
             sender=Schedule,
             dispatch_uid="squidmesh.schedules.align_next_run",
         )

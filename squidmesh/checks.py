@@ -5,11 +5,14 @@ Check ids are listed in docs/reference/checks.md. No check touches the database.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core import checks
 
 from squidmesh.workflow.validation import CHECK_IDS
+
+if TYPE_CHECKING:
+    from squidmesh.workflow.base import Workflow
 
 __all__ = ["check_cron_settings", "check_settings", "check_workflows"]
 
@@ -33,12 +36,12 @@ def check_workflows(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
     return messages
 
 
-def _timeout_problems(workflows: list) -> list[checks.CheckMessage]:
+def _timeout_problems(workflows: list[type[Workflow]]) -> list[checks.CheckMessage]:
     from django_q.conf import Conf
 
     from squidmesh.conf import settings
 
-    messages = []
+    messages: list[checks.CheckMessage] = []
     lease = Conf.RETRY
     for workflow in workflows:
         for step in workflow.steps.values():
@@ -173,6 +176,10 @@ def _maintenance_setting_errors(settings: Any) -> list[checks.CheckMessage]:
         problems.append(
             ("HEARTBEAT_TIMEOUT", f"at least twice HEARTBEAT_INTERVAL ({interval!r})", silence)
         )
+    depth = settings.MAX_PAYLOAD_DEPTH
+    # Above a few hundred levels, JSON encoding itself hits Python's recursion limit.
+    if not whole(depth) or not 1 <= depth <= 200:
+        problems.append(("MAX_PAYLOAD_DEPTH", "an integer from 1 to 200", depth))
     prune = settings.PRUNE_AFTER_DAYS
     if prune is not None and (not (whole(prune) or isinstance(prune, float)) or prune <= 0):
         problems.append(("PRUNE_AFTER_DAYS", "a positive number of days or None", prune))
@@ -190,8 +197,8 @@ def _maintenance_setting_errors(settings: Any) -> list[checks.CheckMessage]:
 def check_cron_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     from django.core.exceptions import ImproperlyConfigured
 
+    from squidmesh.cron_schedules.schedule_rows import activation_setting
     from squidmesh.registry import registry
-    from squidmesh.schedules import activation_setting
     from squidmesh.workflow.triggers import CronTrigger
 
     messages: list[checks.CheckMessage] = []

@@ -6,10 +6,9 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-__all__ = ["DEFAULTS", "settings"]
+__all__ = ["DEFAULTS", "reload_on_setting_changed", "settings"]
 
 DEFAULTS: dict[str, Any] = {
     # django-q2 cluster (queue) name squidmesh dispatches step tasks to;
@@ -39,9 +38,21 @@ DEFAULTS: dict[str, Any] = {
     # Keep step output bigger than this many bytes (JSON) out of the context:
     # the step fails terminally instead of bloating every later row read.
     "MAX_STEP_OUTPUT_BYTES": 1_000_000,
-    # REST API permissions (squidmesh.contrib.rest_framework).
-    "API_READ_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "API_WRITE_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # Deepest nesting of objects and lists a payload may have, the payload
+    # object itself counting as one level: deeper payloads are refused with
+    # InvalidPayload (a 400 over REST) before any recursive JSON code sees them.
+    "MAX_PAYLOAD_DEPTH": 32,
+    # REST API permissions (squidmesh.contrib.rest_framework): by default the
+    # admin's rule, a staff user holding the run's model permission (view to
+    # read; start, cancel or replay to act). See docs/rest-api.md.
+    "API_READ_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAdminUser",
+        "squidmesh.contrib.rest_framework.permissions.RunModelPermissions",
+    ],
+    "API_WRITE_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAdminUser",
+        "squidmesh.contrib.rest_framework.permissions.RunModelPermissions",
+    ],
     # Recovery sweep (squidmesh/recovery.py): an active run with no progress
     # for RECOVER_AFTER seconds whose delivery is overdue gets that delivery
     # queued again. It runs every RECOVERY_INTERVAL minutes on django-q2's
@@ -133,9 +144,10 @@ def _import(value: Any, setting_name: str) -> Any:
 settings = SquidmeshSettings()
 
 
-def _reload(*, setting: str, **kwargs: Any) -> None:
+def reload_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    """Forget the cached settings when a test overrides `SQUIDMESH` (`setting_changed`).
+
+    Connected in `SquidmeshConfig.ready()`.
+    """
     if setting == "SQUIDMESH":
         settings.reload()
-
-
-setting_changed.connect(_reload)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
@@ -19,6 +20,10 @@ from squidmesh.lifecycle import (
     RunStatus,
     StepStatus,
 )
+
+if TYPE_CHECKING:
+    from squidmesh.runtime.dispatcher import Dispatch
+
 from squidmesh.querysets import (
     AttemptQuerySet,
     OutboxQuerySet,
@@ -79,6 +84,7 @@ class WorkflowRun(models.Model):
         ordering = ["-created_at", "-id"]
         # Operator actions: the admin never edits runs, it calls the runtime API.
         permissions = [
+            ("start_workflowrun", _("Can start workflow runs")),
             ("cancel_workflowrun", _("Can cancel workflow runs")),
             ("replay_workflowrun", _("Can replay workflow runs")),
         ]
@@ -115,6 +121,29 @@ class WorkflowRun(models.Model):
         if self.started_at is None:
             return None
         return (self.finished_at or timezone.now()) - self.started_at
+
+    # Set by `inspect_run(..., include_history=True)` (its prefetch), or on
+    # first read of `history`.
+    _history: list[StepRun] | None = None
+
+    @property
+    def history(self) -> list[StepRun]:
+        """Return the step runs in execution order, each with `attempts` in number order.
+
+        Free on a run from `inspect_run(..., include_history=True)`; any
+        other run loads it on first access (two queries) and keeps it.
+        """
+        if self._history is None:
+            self._history = list(
+                self.step_runs.in_order().prefetch_related(
+                    models.Prefetch("attempts", queryset=StepAttempt.objects.order_by("number"))
+                )
+            )
+        return self._history
+
+    @history.setter
+    def history(self, step_runs: list[StepRun]) -> None:
+        self._history = list(step_runs)
 
 
 class StepRun(models.Model):
@@ -337,7 +366,7 @@ class OutboxMessage(models.Model):
     def __str__(self) -> str:
         return f"{self.run_id}:{self.step}#{self.attempt} due {self.due_at.isoformat()}"
 
-    def as_dispatch(self):
+    def as_dispatch(self) -> Dispatch:
         """Return the `Dispatch` this message carries (due now: the relay sends it when due)."""
         from squidmesh.runtime.dispatcher import Dispatch
 

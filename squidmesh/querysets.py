@@ -14,7 +14,9 @@ from squidmesh.exceptions import InvalidTransition
 from squidmesh.lifecycle import ACTIVE_STATUSES, TERMINAL_STATUSES, AttemptStatus, can_transition
 
 if TYPE_CHECKING:
-    from squidmesh.models import WorkflowRun
+    # StepRun and StepAttempt name the querysets' models in strings, which
+    # ruff does not read as a use.
+    from squidmesh.models import OutboxMessage, StepAttempt, StepRun, WorkflowRun  # noqa: F401
 
 __all__ = [
     "AttemptQuerySet",
@@ -41,7 +43,7 @@ def run_id_range(word: str) -> models.Q | None:
     )
 
 
-class WorkflowRunQuerySet(models.QuerySet):
+class WorkflowRunQuerySet(models.QuerySet["WorkflowRun"]):
     def active(self) -> WorkflowRunQuerySet:
         return self.filter(status__in=ACTIVE_STATUSES)
 
@@ -113,8 +115,11 @@ class WorkflowRunQuerySet(models.QuerySet):
         if not found:
             return None
         run = found[0]
-        if run.step_run_id is not None and not isinstance(run.step_run_id, uuid.UUID):
-            run.step_run_id = uuid.UUID(str(run.step_run_id))
+        # `steps_reached` and `step_run_id` are columns of the raw query, not
+        # model fields; SQLite returns the id as a string.
+        step_run_id = getattr(run, "step_run_id", None)
+        if step_run_id is not None and not isinstance(step_run_id, uuid.UUID):
+            run.step_run_id = uuid.UUID(str(step_run_id))  # type: ignore[attr-defined]
         return run
 
     def transition(self, run: WorkflowRun, target: str, **changes: Any) -> None:
@@ -185,12 +190,12 @@ def _stamp_status_change(
         changes.setdefault("finished_at", now)
 
 
-class StepRunQuerySet(models.QuerySet):
+class StepRunQuerySet(models.QuerySet["StepRun"]):
     def in_order(self) -> StepRunQuerySet:
         return self.order_by("position", "created_at")
 
 
-class AttemptQuerySet(models.QuerySet):
+class AttemptQuerySet(models.QuerySet["StepAttempt"]):
     def running(self) -> AttemptQuerySet:
         return self.filter(status=AttemptStatus.RUNNING)
 
@@ -218,11 +223,11 @@ class AttemptQuerySet(models.QuerySet):
         return bool(updated)
 
 
-class OutboxQuerySet(models.QuerySet):
+class OutboxQuerySet(models.QuerySet["OutboxMessage"]):
     def due_by(self, moment: datetime) -> OutboxQuerySet:
         return self.filter(due_at__lte=moment).order_by("due_at", "id")
 
-    def claim(self, moment: datetime, limit: int) -> list:
+    def claim(self, moment: datetime, limit: int) -> list[OutboxMessage]:
         """Return up to `limit` messages due by `moment`, row-locked, skipping locked ones.
 
         Call inside a transaction. On SQLite (no row locks) the transaction's

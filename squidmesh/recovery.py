@@ -281,7 +281,7 @@ def sync_recovery_schedule(using: str = "default") -> str:
     """
     from django_q.models import Schedule
 
-    from squidmesh.schedules import keep_schedule
+    from squidmesh.maintenance import keep_schedule
 
     interval = settings.RECOVERY_INTERVAL
     wanted = {"schedule_type": Schedule.MINUTES, "minutes": int(interval)} if interval else None

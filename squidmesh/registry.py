@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar, overload
 
 from squidmesh.exceptions import (
     AlreadyRegistered,
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from squidmesh.workflow.base import Workflow
 
 __all__ = ["WorkflowRegistry", "register", "registry"]
+
+W = TypeVar("W", bound="Workflow")
 
 
 class WorkflowRegistry:
@@ -61,13 +64,24 @@ class WorkflowRegistry:
     def get(self, workflow: type[Workflow] | str) -> type[Workflow]:
         """Return the registered workflow for a name or class.
 
-        Raise `UnknownWorkflow` if it is not registered.
+        Raise `UnknownWorkflow` if it is not registered. A class counts as
+        registered only if it is the registered definition of its name: an
+        unregistered class that happens to share a name with a registered one
+        must not run the other class's steps.
         """
-        name = workflow if isinstance(workflow, str) else getattr(workflow, "name", workflow)
-        try:
-            return self._workflows[name]
-        except (KeyError, TypeError):
-            raise UnknownWorkflow(str(name)) from None
+        if isinstance(workflow, str):
+            name = workflow
+        else:
+            class_name = getattr(workflow, "name", None)
+            if not isinstance(class_name, str):
+                raise UnknownWorkflow(repr(workflow))
+            name = class_name
+        found = self._workflows.get(name)
+        if found is None:
+            raise UnknownWorkflow(name)
+        if not isinstance(workflow, str) and _qualified(found) != _qualified(workflow):
+            raise UnknownWorkflow(_qualified(workflow))
+        return found
 
     def is_registered(self, name: str) -> bool:
         return name in self._workflows
@@ -108,10 +122,19 @@ def _qualified(cls: type) -> str:
 registry = WorkflowRegistry()
 
 
-def register(workflow: type[Workflow] | None = None, *, to: WorkflowRegistry | None = None):
+@overload
+def register(workflow: type[W], *, to: WorkflowRegistry | None = None) -> type[W]: ...
+@overload
+def register(
+    workflow: None = None, *, to: WorkflowRegistry | None = None
+) -> Callable[[type[W]], type[W]]: ...
+def register(
+    workflow: type[W] | None = None, *, to: WorkflowRegistry | None = None
+) -> type[W] | Callable[[type[W]], type[W]]:
     """Class decorator registering a workflow (in `registry` unless `to` is given)."""
 
-    def decorate(cls: type[Workflow]) -> type[Workflow]:
-        return (to or registry).register(cls)
+    def decorate(cls: type[W]) -> type[W]:
+        (to or registry).register(cls)
+        return cls
 
     return decorate(workflow) if workflow is not None else decorate

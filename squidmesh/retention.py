@@ -154,7 +154,7 @@ def sync_prune_schedule(using: str = "default") -> str:
     """Keep the daily prune schedule in line with `PRUNE_AFTER_DAYS`; return what changed."""
     from django_q.models import Schedule
 
-    from squidmesh.schedules import keep_schedule
+    from squidmesh.maintenance import keep_schedule
 
     wanted = {"schedule_type": Schedule.DAILY} if settings.PRUNE_AFTER_DAYS else None
     return keep_schedule(SCHEDULE_NAME, PRUNE, wanted, using=using)

@@ -11,9 +11,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connections
+
+if TYPE_CHECKING:
+    from squidmesh.models import WorkflowRun
 
 __all__ = ["Cluster", "drain", "run_cluster", "wait_for", "wait_for_run"]
 
@@ -30,26 +33,30 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
         time.sleep(interval)
 
 
-def wait_for_run(run_id: Any, statuses: Iterable[str] | None = None, timeout: float = 30.0):
+def wait_for_run(
+    run_id: Any, statuses: Iterable[str] | None = None, timeout: float = 30.0
+) -> WorkflowRun:
     """Return the run once its status is in `statuses` (default: any terminal status)."""
     from squidmesh.api import inspect_run
     from squidmesh.lifecycle import TERMINAL_STATUSES
 
     wanted = set(statuses or TERMINAL_STATUSES)
-    last: list[Any] = [None]
+    last: list[WorkflowRun | None] = [None]
 
-    def reached():
+    def reached() -> WorkflowRun | None:
         run = inspect_run(run_id, include_history=True)
         last[0] = run
         return run if run.status in wanted else None
 
     try:
-        return wait_for(reached, timeout)
+        found: WorkflowRun = wait_for(reached, timeout)
+        return found
     except TimeoutError:
-        run = last[0]
+        seen = last[0]
         raise TimeoutError(
-            f"run {run_id} still {run.status if run else '?'} at step "
-            f"{run.current_step if run else '?'} after {timeout}s (wanted {sorted(wanted)})"
+            f"run {run_id} still {seen.status if seen is not None else '?'} at step "
+            f"{seen.current_step if seen is not None else '?'} after {timeout}s "
+            f"(wanted {sorted(wanted)})"
         ) from None
 
 
@@ -73,7 +80,7 @@ class Cluster:
         self,
         settings_module: str | None = None,
         env: dict[str, str] | None = None,
-        cwd: str | os.PathLike | None = None,
+        cwd: str | os.PathLike[str] | None = None,
         pythonpath: Iterable[str] = (),
     ):
         from django.conf import settings
@@ -89,7 +96,7 @@ class Cluster:
             **(env or {}),
         }
         self.cwd = str(cwd or Path(settings.BASE_DIR if hasattr(settings, "BASE_DIR") else "."))
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - outlives this method
             prefix="qcluster-", suffix=".log", delete=False
         )
@@ -97,7 +104,7 @@ class Cluster:
     def start(self, ready_timeout: float = 30.0) -> Cluster:
         # A forked cluster must not inherit this process's open connections.
         connections.close_all()
-        self.process = subprocess.Popen(
+        self.process = process = subprocess.Popen(
             [sys.executable, "-c", QCLUSTER_BOOT],
             env=self.env,
             cwd=self.cwd,
@@ -105,11 +112,9 @@ class Cluster:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so kill() takes the workers too
         )
-        wait_for(
-            lambda: "running." in self.output() or self.process.poll() is not None, ready_timeout
-        )
-        if self.process.poll() is not None:
-            raise RuntimeError(f"qcluster exited with {self.process.returncode}:\n{self.output()}")
+        wait_for(lambda: "running." in self.output() or process.poll() is not None, ready_timeout)
+        if process.poll() is not None:
+            raise RuntimeError(f"qcluster exited with {process.returncode}:\n{self.output()}")
         return self
 
     def output(self) -> str:
@@ -152,9 +157,10 @@ def drain(*, include_delayed: bool = False, max_tasks: int = 1000) -> int:
     from django_q.models import OrmQ
     from django_q.signing import SignedPackage
 
+    from squidmesh.cron_schedules.schedule_rows import FIRE
+    from squidmesh.cron_schedules.ticks import fire
     from squidmesh.runtime.dispatcher import EXECUTE_STEP
     from squidmesh.runtime.executor import execute_step
-    from squidmesh.schedules import FIRE, fire
 
     executed = 0
     while executed < max_tasks:

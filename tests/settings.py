@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -98,7 +99,7 @@ if os.environ.get("SQUIDMESH_TEST_BROKER") == "redis":
 
 # No recovery sweep schedule in the test database: clusters started by tests
 # would run it in the middle of other tests (tests/test_recovery.py turns it on).
-SQUIDMESH = {"INTERRUPTED_GRACE": 2, "RECOVERY_INTERVAL": None}
+SQUIDMESH: dict[str, Any] = {"INTERRUPTED_GRACE": 2, "RECOVERY_INTERVAL": None}
 # "INTERVAL,TIMEOUT": heartbeats of a test cluster (tests of dead workers on Redis).
 if os.environ.get("SQUIDMESH_TEST_HEARTBEAT"):
     interval, timeout = os.environ["SQUIDMESH_TEST_HEARTBEAT"].split(",")

@@ -40,7 +40,7 @@ def test_start_run__persists_pending_run_at_entry_step_and_dispatches_it():
 
 def test_start_run__with_explicit_trigger_and_defaults():
     run = squidmesh.start_run(
-        "shop.order_fulfilment", "backoffice", {"order_ref": "R1", "amount_cents": 5}
+        "shop.order_fulfilment", {"order_ref": "R1", "amount_cents": 5}, trigger="backoffice"
     )
     assert run.trigger == "backoffice"
     assert run.payload["tags"] == [] and run.payload["card"] == "ok"
@@ -52,19 +52,102 @@ def test_start_run__trigger_by_keyword():
 
 
 @pytest.mark.parametrize(
-    ("args", "error"),
+    ("args", "kwargs", "error"),
     [
-        (("tests.nope", {}), UnknownWorkflow),
-        (("tests.three_steps", "nope", {}), UnknownTrigger),
-        (("tests.three_steps", {"label": 3}), InvalidPayload),
-        (("tests.three_steps", {"unexpected": 1}), InvalidPayload),
-        (("tests.three_steps", ["not", "a", "mapping"]), InvalidPayload),
+        (("tests.nope", {}), {}, UnknownWorkflow),
+        (("tests.three_steps", {}), {"trigger": "nope"}, UnknownTrigger),
+        (("tests.three_steps", {"label": 3}), {}, InvalidPayload),
+        (("tests.three_steps", {"unexpected": 1}), {}, InvalidPayload),
+        (("tests.three_steps", ["not", "a", "mapping"]), {}, InvalidPayload),
+        # Once read as a trigger name (UnknownTrigger); a positional string is a payload.
+        (("tests.three_steps", "manual"), {}, InvalidPayload),
+        (("tests.three_steps", None), {}, InvalidPayload),
+        (("tests.three_steps", {}), {"payload": None}, TypeError),
+        (("tests.three_steps", "manual", {}), {}, TypeError),
     ],
 )
-def test_start_run__invalid_input_raises_and_persists_nothing(args, error):
+def test_start_run__invalid_input_raises_and_persists_nothing(args, kwargs, error):
     with pytest.raises(error):
-        squidmesh.start_run(*args)
+        squidmesh.start_run(*args, **kwargs)
     assert_nothing_persisted()
+
+
+def test_start_run__without_a_payload_argument_means_an_empty_payload():
+    run = squidmesh.start_run("tests.three_steps")
+    assert run.payload == {"label": "x"}  # the declared default
+
+
+@pytest.mark.parametrize("payload", ["manual", None, 3, ["label"]])
+def test_start_run__non_mapping_payload_is_invalid_payload_naming_its_type(payload):
+    with pytest.raises(InvalidPayload) as raised:
+        squidmesh.start_run("tests.three_steps", payload)
+    assert raised.value.errors == {
+        "__all__": "payload must be a mapping of field names to values, "
+        f"not {'None' if payload is None else type(payload).__name__}"
+    }
+    assert_nothing_persisted()
+
+
+def test_start_run__trigger_is_keyword_only():
+    import inspect
+
+    from squidmesh import api
+
+    parameter = inspect.signature(api.start_run).parameters["trigger"]
+    assert parameter.kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def start_backoffice_order(**fields):
+    return squidmesh.start_run(
+        "shop.order_fulfilment",
+        {"order_ref": "D-1", "amount_cents": 1, **fields},
+        trigger="backoffice",
+    )
+
+
+def test_start_run__payload_nested_beyond_the_limit_names_the_field_without_recursion_error():
+    deep: object = "leaf"
+    for _ in range(5000):
+        deep = {"down": deep}
+    with pytest.raises(InvalidPayload) as raised:
+        start_backoffice_order(metadata=deep)
+    assert raised.value.errors == {
+        "metadata": "must not nest objects and lists deeper than 32 levels "
+        "(SQUIDMESH['MAX_PAYLOAD_DEPTH'], counting the payload itself)"
+    }
+    assert_nothing_persisted()
+
+
+def test_start_run__payload_at_the_nesting_limit_is_accepted(settings):
+    settings.SQUIDMESH = {"MAX_PAYLOAD_DEPTH": 4}
+    # payload {..} > metadata {..} > [..] > {..}: four levels.
+    assert start_backoffice_order(metadata={"a": [{"b": 1}]}).status == "pending"
+    with pytest.raises(InvalidPayload, match="deeper than 4 levels"):
+        start_backoffice_order(metadata={"a": [{"b": []}]})
+
+
+def test_inspect_run__history_is_available_without_include_history():
+    run = squidmesh.start_run(ThreeSteps, {})
+    drain()
+    plain = squidmesh.inspect_run(run.pk)
+    loaded = squidmesh.inspect_run(run.pk, include_history=True)
+    assert [step.step for step in plain.history] == ["a", "b", "c"]
+    assert [step.step for step in plain.history] == [step.step for step in loaded.history]
+    assert [a.number for a in plain.history[0].attempts.all()] == [1]
+    fresh = WorkflowRun.objects.get(pk=run.pk)
+    assert len(fresh.history) == 3
+
+
+def test_inspect_run__history_of_a_run_with_include_history_costs_no_more_queries(
+    django_assert_num_queries,
+):
+    run = squidmesh.start_run(ThreeSteps, {})
+    drain()
+    # run + step runs + attempts + the audit trail's events.
+    with django_assert_num_queries(4):
+        loaded = squidmesh.inspect_run(run.pk, include_history=True)
+        [list(step.attempts.all()) for step in loaded.history]
+        list(loaded.events.all())
 
 
 def test_start_run__invalid_payload_names_every_field():
@@ -220,12 +303,30 @@ def test_run_of_unregistered_workflow__stays_inspectable_and_cancellable():
         registry.register(ThreeSteps)
 
 
-def test_api_before_apps_ready_explains_the_fix(monkeypatch):
+def test_api_before_apps_ready__lookup_works_and_a_call_explains_the_fix(monkeypatch):
     from django.apps import apps
 
     monkeypatch.setattr(apps, "ready", False)
+    # A `from squidmesh import start_run` at the top of a workflows.py (imported
+    # while apps are loading) and hasattr() must not raise.
+    assert hasattr(squidmesh, "start_run") and hasattr(squidmesh, "recover_runs")
+    from squidmesh import start_run
+
     with pytest.raises(RuntimeError, match=r"after django.setup\(\)"):
-        squidmesh.start_run  # noqa: B018
+        start_run("tests.three_steps", {})
+    monkeypatch.setattr(apps, "ready", True)
+    assert start_run("tests.three_steps", {}).status == "pending"
+    # Once Django is ready, the name is the function itself.
+    from squidmesh import api
+
+    assert squidmesh.start_run is api.start_run
+
+
+def test_run_status_is_exported():
+    from squidmesh.lifecycle import RunStatus
+
+    assert squidmesh.RunStatus is RunStatus
+    assert "RunStatus" in squidmesh.__all__
 
 
 def test_cancel_run__run_waiting_to_retry_is_cancelled_with_its_step():
@@ -247,3 +348,22 @@ def test_start_run__started_now_tells_a_new_run_from_an_idempotent_repeat():
     first = squidmesh.start_run(ThreeSteps, {}, idempotency_key="k-1")
     again = squidmesh.start_run(ThreeSteps, {}, idempotency_key="k-1")
     assert (first.started_now, again.started_now) == (True, False)
+
+
+def test_start_run__example_amount_beyond_its_column_is_refused_up_front():
+    # The example's Order.amount_cents is a PositiveIntegerField; 99999999999999999999999
+    # once passed validation and failed inside reserve_stock ("integer out of range").
+    for amount in (99999999999999999999999, 2**31, -1):
+        with pytest.raises(InvalidPayload) as raised:
+            squidmesh.start_run("shop.order_fulfilment", {"order_ref": "X", "amount_cents": amount})
+        assert set(raised.value.errors) == {"amount_cents"}
+    assert_nothing_persisted()
+
+
+def test_start_run__example_report_date_is_an_iso_date_defaulting_to_today():
+    from django.utils import timezone
+
+    run = squidmesh.start_run("shop.daily_report", trigger="on_demand")
+    assert run.payload == {"report_date": timezone.localdate().isoformat()}
+    with pytest.raises(InvalidPayload, match="report_date: must be an ISO-8601 date"):
+        squidmesh.start_run("shop.daily_report", {"report_date": "31/01/2024"}, trigger="on_demand")

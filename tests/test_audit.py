@@ -10,11 +10,11 @@ from django_q.models import OrmQ
 import squidmesh
 from squidmesh import api
 from squidmesh.audit import Audit, actor_name, cli_actor
+from squidmesh.cron_schedules import fire
 from squidmesh.exceptions import InvalidFilter, RunNotFound
 from squidmesh.models import RunEvent, WorkflowRun
 from squidmesh.recovery import recover_runs
 from squidmesh.retention import prune_runs
-from squidmesh.schedules import fire
 from squidmesh.serialization import run_detail
 from squidmesh.testing import drain
 

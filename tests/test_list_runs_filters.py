@@ -9,8 +9,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_list_runs__by_trigger():
-    squidmesh.start_run("shop.daily_report", "on_demand", {})
-    squidmesh.start_run("shop.daily_report", "nightly", {})
+    squidmesh.start_run("shop.daily_report", {}, trigger="on_demand")
+    squidmesh.start_run("shop.daily_report", {}, trigger="nightly")
 
     assert [run.trigger for run in squidmesh.list_runs(trigger="nightly")] == ["nightly"]
 

@@ -50,6 +50,29 @@ def test_get__by_name_or_class_and_unknown_raises():
     assert not registry.is_registered("known")
 
 
+def test_get__class_sharing_a_name_with_the_registered_one_is_unknown():
+    # Before, `get()` looked the class up by its name only, so an unregistered
+    # class returned (and would have run) the registered class of that name.
+    registry = WorkflowRegistry()
+    registry.register(make("shared", module="app_one.workflows"))
+    impostor = make("shared", module="app_two.workflows")
+    with pytest.raises(UnknownWorkflow, match=r"app_two\.workflows\.Case"):
+        registry.get(impostor)
+
+
+def test_get__reloaded_class_of_the_same_definition_is_found():
+    registry = WorkflowRegistry()
+    registry.register(make("reloaded"))
+    reloaded = make("reloaded")
+    assert registry.get(reloaded).name == "reloaded"
+
+
+def test_get__object_that_is_no_workflow_raises_unknown_workflow():
+    registry = WorkflowRegistry()
+    with pytest.raises(UnknownWorkflow):
+        registry.get(None)  # type: ignore[arg-type]
+
+
 def test_default_name__uses_app_label_and_snake_case():
     workflow = type(
         "NightlyCleanUp",
@@ -175,3 +198,66 @@ def test_check__outbox_without_any_relay_warns(redis_broker):
     assert "manage.py squidmesh relay" in found["squidmesh.W002"].msg
     ids = [m.id for m in checks.run_checks(tags=["squidmesh"])]
     assert "squidmesh.W002" not in ids  # each qcluster runs a relay
+
+
+def test_check__step_named_like_a_workflow_attribute_is_e017(monkeypatch):
+    from django.apps import apps
+
+    source = (
+        "import squidmesh\n"
+        "class Clash(squidmesh.Workflow):\n"
+        "    name = 'tests.clash'\n"
+        "    triggers = [squidmesh.manual()]\n"
+        "    get_trigger = squidmesh.log('shadows Workflow.get_trigger')\n"
+    )
+    registry = WorkflowRegistry()
+    path = apps.get_app_config("testapp").path + "/clashing_workflows.py"
+    with open(path, "w") as handle:
+        handle.write(source)
+    try:
+        registry.autodiscover("clashing_workflows")
+    finally:
+        os.remove(path)
+        sys.modules.pop("tests.testapp.clashing_workflows", None)
+    monkeypatch.setattr(squidmesh.registry, "definition_errors", registry.definition_errors)
+    found = [m for m in checks.run_checks(tags=["squidmesh"]) if m.id == "squidmesh.E017"]
+    assert [m.obj for m in found] == ["tests.clash"]
+    assert "step 'get_trigger' has the name of a Workflow attribute" in found[0].msg
+
+
+@pytest.mark.parametrize("depth", [0, 201, "32", True])
+def test_check__max_payload_depth_out_of_range_is_e014(depth):
+    with override_settings(SQUIDMESH={"MAX_PAYLOAD_DEPTH": depth}):
+        errors = [m for m in checks.run_checks(tags=["squidmesh"]) if m.id == "squidmesh.E014"]
+    assert [m.msg.split("]")[0] for m in errors] == ["SQUIDMESH['MAX_PAYLOAD_DEPTH'"]
+
+
+def test_autodiscover__workflows_module_may_import_the_api_functions(monkeypatch):
+    # Django imports workflows.py from AppConfig.ready(), before apps.ready is
+    # set; `from squidmesh import start_run` there once raised RuntimeError.
+    from django.apps import apps
+
+    source = (
+        "import squidmesh\n"
+        "from squidmesh import inspect_run, recover_runs, start_run\n"
+        "class Eager(squidmesh.Workflow):\n"
+        "    name = 'tests.eager'\n"
+        "    triggers = [squidmesh.manual()]\n"
+        "    only = squidmesh.log('uses start_run at call time only')\n"
+        "HAS_API = hasattr(squidmesh, 'cancel_run')\n"
+    )
+    registry = WorkflowRegistry()
+    path = apps.get_app_config("testapp").path + "/eager_workflows.py"
+    with open(path, "w") as handle:
+        handle.write(source)
+    monkeypatch.setattr(apps, "ready", False)
+    try:
+        registry.autodiscover("eager_workflows")
+        module = sys.modules["tests.testapp.eager_workflows"]
+    finally:
+        os.remove(path)
+        sys.modules.pop("tests.testapp.eager_workflows", None)
+    assert registry.definition_errors == []
+    assert module.HAS_API is True
+    with pytest.raises(RuntimeError, match=r"after django.setup\(\)"):
+        module.start_run("tests.eager")

@@ -19,17 +19,11 @@ from django_q.signing import SignedPackage
 
 import squidmesh
 from squidmesh import Step, fields, signals
+from squidmesh.cron_schedules import cron_triggers, fire, sync_schedules
+from squidmesh.cron_schedules.schedule_rows import FIRE, schedule_name, tick_key
 from squidmesh.exceptions import UnknownTrigger, WorkflowDefinitionError
 from squidmesh.models import CronTickFailure, WorkflowRun
 from squidmesh.registry import WorkflowRegistry, registry
-from squidmesh.schedules import (
-    FIRE,
-    cron_triggers,
-    fire,
-    schedule_name,
-    sync_schedules,
-    tick_key,
-)
 from squidmesh.testing import drain
 from squidmesh.workflow.fields import NO_DEFAULT
 from squidmesh.workflow.triggers import next_fire_time
@@ -722,9 +716,9 @@ def test_cron_triggers__last_runs_are_its_ticks_not_runs_started_by_hand(
 ):
     tick = fire("tests.cron_nightly", "nightly", intended="2026-05-04T04:00:00+00:00")
     # Started by hand on the cron trigger itself, after the tick: not the schedule's run.
-    squidmesh.start_run("tests.cron_nightly", "nightly", {})
-    squidmesh.start_run("tests.cron_nightly", "nightly", {}, idempotency_key="by-hand")
-    squidmesh.start_run("tests.cron_minutely", "tick", {})
+    squidmesh.start_run("tests.cron_nightly", {}, trigger="nightly")
+    squidmesh.start_run("tests.cron_nightly", {}, trigger="nightly", idempotency_key="by-hand")
+    squidmesh.start_run("tests.cron_minutely", {}, trigger="tick")
 
     with django_assert_max_num_queries(3):
         infos = {(i.workflow, i.trigger): i for i in cron_triggers(runs=3)}
@@ -747,7 +741,7 @@ def test_start_without_trigger__of_a_cron_only_workflow_names_the_cron_triggers(
     assert "only triggers are cron triggers (tick)" in str(raised.value)
     assert "Name the trigger explicitly" in str(raised.value)
     assert not WorkflowRun.objects.exists()
-    assert squidmesh.start_run("tests.cron_minutely", "tick", {}).trigger == "tick"
+    assert squidmesh.start_run("tests.cron_minutely", {}, trigger="tick").trigger == "tick"
 
 
 def test_definition__a_cron_trigger_cannot_be_the_default():
@@ -818,3 +812,11 @@ def test_command__bad_arguments_exit_with_a_message(db):
         call_command("squidmesh_cron", "list", "--runs", "-1")
     with pytest.raises(CommandError, match="--database"):
         call_command("squidmesh_cron", "sync", "--database", "nope")
+
+
+def test_schedule_rows_func__still_imports_through_the_schedules_shim():
+    # Schedule rows in existing databases store this dotted path as their func.
+    from django.utils.module_loading import import_string
+
+    assert FIRE == "squidmesh.schedules.fire"
+    assert import_string(FIRE) is fire

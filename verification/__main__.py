@@ -11,6 +11,8 @@ SHORT = {
     "resilience": {"rounds": 2, "runs": 12, "burst": 6},
     "soak": {"duration": 45.0, "rate": 1.5},
 }
+# On Redis the short resilience check needs a round per fault: kill, flush, restart.
+SHORT_REDIS = {"resilience": {"rounds": 3, "redis_downtime": 10.0}}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,6 +30,19 @@ def parser() -> argparse.ArgumentParser:
             help="seconds every run gets to reach a terminal state after the last fault",
         )
         sub.add_argument("-v", "--verbose", action="store_true", help="cluster logs on failure")
+        sub.add_argument(
+            "--broker",
+            choices=("orm", "redis"),
+            default="orm",
+            help="django-q2 broker of the clusters (redis: a server the harness starts itself)",
+        )
+        sub.add_argument(
+            "--redis-port",
+            type=int,
+            default=6390,
+            help="free port for the harness's own redis-server (--broker redis)",
+        )
+        sub.add_argument("--redis-db", type=int, default=0, help="Redis db number (--broker redis)")
         return sub
 
     command("smoke", "run every example workflow to its expected end through a real cluster")
@@ -46,7 +61,16 @@ def parser() -> argparse.ArgumentParser:
         "--no-postgres-restart",
         dest="postgres_restart",
         action="store_false",
-        help="only kill clusters (restarting Postgres breaks other users of the server)",
+        help=(
+            "no PostgreSQL restart: for development on a shared machine (a restart breaks "
+            "every other user of the server); CI and releases run the full plan"
+        ),
+    )
+    resilience.add_argument(
+        "--redis-downtime",
+        type=float,
+        default=15.0,
+        help="seconds the harness's Redis server stays down in a restart fault (--broker redis)",
     )
     soak = command("soak", "mixed load on two clusters with random SIGKILLs of one")
     soak.add_argument("--duration", type=float, default=600.0, help="seconds of load")
@@ -69,15 +93,38 @@ def main(argv: list[str] | None = None) -> int:
     if options.short:
         # Explicit options win over the short preset.
         defaults = parser().parse_args([options.command])
-        for name, value in SHORT[options.command].items():
+        preset = dict(SHORT[options.command])
+        if options.broker == "redis":
+            preset.update(SHORT_REDIS.get(options.command, {}))
+        for name, value in preset.items():
             if getattr(options, name) == getattr(defaults, name):
                 setattr(options, name, value)
 
+    from verification import broker
+
+    broker.configure(options.broker, redis_port=options.redis_port, redis_db=options.redis_db)
+    redis = broker.RedisServer(options.redis_port) if options.broker == broker.REDIS else None
+    if redis is not None:
+        redis.start()
+    try:
+        return run_scenario(options, redis)
+    finally:
+        if redis is not None:
+            redis.stop()
+
+
+def run_scenario(options: argparse.Namespace, redis) -> int:
     from verification.harness import prepare_database, setup_django
 
     setup_django()
     database = prepare_database()
-    print(f"{options.command}: database {database}, seed {options.seed}", flush=True)
+    where = f", Redis 127.0.0.1:{redis.port} db {options.redis_db}" if redis else ""
+    print(
+        f"{options.command}: database {database}, broker {options.broker}{where}, "
+        f"seed {options.seed}",
+        flush=True,
+    )
+    options.redis_server = redis
     if options.command == "smoke":
         from verification import smoke as scenario
     elif options.command == "resilience":

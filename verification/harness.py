@@ -314,13 +314,10 @@ class Load:
 
     def inject_duplicate(self) -> bool:
         """Copy a queued step task, as a broker redelivering it would present it twice."""
-        from django_q.models import OrmQ
+        from verification.broker import inject_duplicate
 
-        rows = reconnecting(lambda: list(OrmQ.objects.order_by("?")[:1]))
-        if not rows:
+        if not reconnecting(lambda: inject_duplicate(self.rng)):
             return False
-        row = rows[0]
-        reconnecting(lambda: OrmQ.objects.create(key=row.key, payload=row.payload, lock=row.lock))
         self.duplicates_injected += 1
         return True
 
@@ -343,6 +340,9 @@ def census() -> dict[str, int]:
         active = dict(WorkflowRun.objects.active().values_list("pk", "status"))
         active = {str(pk): status for pk, status in active.items()}
         counts = {"queued": 0, "waiting": 0, "retrying": 0, "mid-step": len(mid_step)}
+        # A pending run has not started: its delivery waits for a worker, in
+        # the broker or (Redis) already pulled into a cluster's local queue.
+        queued = {pk for pk, status in active.items() if status == RunStatus.PENDING}
         for task in queued_step_tasks():
             status = active.get(task.run_id)
             if status is None or task.run_id in mid_step:
@@ -352,7 +352,8 @@ def census() -> dict[str, int]:
             elif task.not_before > now and task.step in WAIT_STEPS:
                 counts["waiting"] += 1
             elif task.not_before <= now:
-                counts["queued"] += 1
+                queued.add(task.run_id)
+        counts["queued"] = len(queued - mid_step)
         return counts
 
     return reconnecting(read)
@@ -403,6 +404,9 @@ class Harness:
     started: float = field(default_factory=time.monotonic)
     last_fault: float | None = None
     postgres_restarts: int = 0
+    redis_flushes: int = 0
+    tasks_flushed: int = 0
+    redis_restarts: int = 0
     notes: list[tuple[str, Any]] = field(default_factory=list)
 
     def fault(self) -> None:
@@ -411,6 +415,20 @@ class Harness:
     def restart_postgres(self) -> None:
         restart_postgres()
         self.postgres_restarts += 1
+        self.fault()
+
+    def flush_redis(self) -> None:
+        """Lose every queued task (FLUSHDB of the harness's own Redis db)."""
+        from verification.broker import flush_queue
+
+        self.tasks_flushed += flush_queue()
+        self.redis_flushes += 1
+        self.fault()
+
+    def restart_redis(self, server: Any, downtime: float) -> None:
+        """Stop the harness's Redis server for `downtime` seconds; it comes back empty."""
+        server.restart(downtime)
+        self.redis_restarts += 1
         self.fault()
 
     def note(self, label: str, value: Any) -> None:
@@ -429,7 +447,7 @@ class Harness:
         """Check the invariants, print the figures and the verdict; return the exit status."""
         from squidmesh.lifecycle import AttemptStatus
         from squidmesh.models import StepAttempt, StepRun, WorkflowRun
-        from verification import invariants
+        from verification import broker, invariants
         from verification.chaos.models import BodyRun, DeliveryNote, DispatchRecord
 
         def read():
@@ -474,6 +492,15 @@ class Harness:
             ("cluster kills (SIGKILL)", clusters.kills if clusters else 0),
             ("cluster starts", clusters.starts if clusters else 0),
             ("postgres restarts", self.postgres_restarts),
+            *(
+                [
+                    ("redis flushes (FLUSHDB)", self.redis_flushes),
+                    ("  queued tasks they dropped", self.tasks_flushed),
+                    ("redis restarts", self.redis_restarts),
+                ]
+                if broker.current() == broker.REDIS
+                else []
+            ),
             *self.notes,
             ("duplicate deliveries seen", seen),
             ("  skipped (stale/done)", notes["skipped"]),

@@ -96,21 +96,30 @@ class Snapshot:
 
 
 def queued_step_tasks() -> list[QueuedTask]:
-    """Return the squidmesh step tasks waiting in django-q2's ORM queue."""
-    from django_q.models import OrmQ
+    """Return the squidmesh step tasks waiting to be delivered, on either broker.
+
+    That is the broker's queue (django-q2's ORM rows, or the Redis list)
+    plus squidmesh's outbox (dispatches the relay has not handed to a
+    broker that cannot join transactions yet).
+    """
     from django_q.signing import BadSignature, SignedPackage
 
+    from squidmesh.models import OutboxMessage
     from squidmesh.runtime.dispatcher import EXECUTE_STEP
+    from verification.broker import queued_packages
 
     tasks = []
-    for row in OrmQ.objects.all():
+    for payload, not_before in queued_packages():
         try:
-            task = SignedPackage.loads(row.payload)
+            task = SignedPackage.loads(payload)
         except (BadSignature, TypeError, ValueError):
             continue
         if task.get("func") == EXECUTE_STEP:
             run_id, step, attempt = task["args"][:3]
-            tasks.append(QueuedTask(str(run_id), step, int(attempt), row.lock))
+            tasks.append(QueuedTask(str(run_id), step, int(attempt), not_before))
+    outbox = OutboxMessage.objects.values_list("run_id", "step", "attempt", "due_at")
+    for run_id, step, attempt, due_at in outbox:
+        tasks.append(QueuedTask(str(run_id), step, int(attempt), due_at))
     return tasks
 
 
@@ -263,7 +272,13 @@ def check_ledger_reconciled(snap: Snapshot) -> list[Violation]:
 
 
 def check_no_dispatch_after_terminal(snap: Snapshot) -> list[Violation]:
-    """Nothing is dispatched, claimed or started for a run once it is cancelling or terminal."""
+    """Nothing is dispatched, claimed or started for a run once it is cancelling or terminal.
+
+    One dispatch is allowed while a run is `cancelling`: the recovery sweep
+    re-sending the attempt that was running when the run was cancelled
+    (its worker died, so only a delivery can close it and end the run),
+    as long as no body of that attempt starts from it.
+    """
     from squidmesh.lifecycle import TERMINAL_STATUSES, RunStatus
 
     found = []
@@ -294,6 +309,8 @@ def check_no_dispatch_after_terminal(snap: Snapshot) -> list[Violation]:
     for row in snap.dispatches:
         run = snap.runs[str(row.run_id)]
         status = getattr(row, "run_status", None)
+        if status == RunStatus.CANCELLING and resends_dead_attempt(snap, row):
+            continue
         if status in TERMINAL_STATUSES or status == RunStatus.CANCELLING:
             found.append(
                 Violation(
@@ -313,6 +330,43 @@ def check_no_dispatch_after_terminal(snap: Snapshot) -> list[Violation]:
                 )
             )
     return found
+
+
+def resends_dead_attempt(snap: Snapshot, dispatch: Any) -> bool:
+    """Return whether `dispatch` re-sends an attempt that started before it and ran no body since.
+
+    A run becomes `cancelling` only while an attempt is running, so the one
+    legitimate dispatch then is that attempt again (the sweep's, after its
+    worker died). A dispatch of a new attempt or of another step is work
+    after the cancel; so is a body of the re-sent attempt starting after it.
+    """
+    run_id = str(dispatch.run_id)
+    step_runs = snap.step_runs.get(run_id, [])
+    # The step the run was cancelled in is the last one it reached.
+    if not step_runs or step_runs[-1].step != dispatch.step:
+        return False
+    resent = next(
+        (
+            attempt
+            for attempt in snap.attempts.get(step_runs[-1].pk, [])
+            if attempt.number == int(dispatch.attempt)
+        ),
+        None,
+    )
+    if resent is None or resent.started_at > dispatch.at:
+        return False
+    return not any(
+        str(body.run_id) == run_id
+        and body.step == dispatch.step
+        and int(body.attempt) == int(dispatch.attempt)
+        and body_started_at(body) > dispatch.at
+        for body in snap.ledger
+    )
+
+
+def body_started_at(body: Any) -> datetime:
+    """Return when a ledger row's body started (`BodyRun.started_at`, or `created_at`)."""
+    return getattr(body, "started_at", None) or body.created_at
 
 
 def check_context_merge(snap: Snapshot) -> list[Violation]:

@@ -1,4 +1,4 @@
-"""Resilience check: SIGKILL every cluster and restart Postgres with runs in every situation."""
+"""Resilience check: SIGKILL every cluster, restart Postgres, lose or stop Redis, mid-flight."""
 
 from __future__ import annotations
 
@@ -30,8 +30,17 @@ def active_runs() -> int:
 SITUATIONS = ("queued", "waiting", "retrying", "mid-step")
 
 
-def fault_plan(rounds: int, postgres: bool) -> list[str]:
-    """Kill every cluster each round, except every third round (from the second) restarts Postgres."""
+def fault_plan(rounds: int, postgres: bool, redis: bool = False) -> list[str]:
+    """Return the fault of each round.
+
+    On the ORM broker: kill every cluster, except every third round (from
+    the second) restarts Postgres. On Redis the rounds cycle through kill,
+    flush (the queue is lost), redis (the server stops and comes back
+    empty) and, if allowed, postgres.
+    """
+    if redis:
+        cycle = ["kill", "flush", "redis", *(["postgres"] if postgres else [])]
+        return [cycle[index % len(cycle)] for index in range(rounds)]
     return ["postgres" if postgres and index % 3 == 2 else "kill" for index in range(1, rounds + 1)]
 
 
@@ -41,7 +50,7 @@ def run(options) -> int:
     clusters = Clusters(2)
     load = Load(rng)
     at_fault: list[tuple] = []
-    plan = fault_plan(options.rounds, options.postgres_restart)
+    plan = fault_plan(options.rounds, options.postgres_restart, redis=options.broker == "redis")
     try:
         clusters.start()
         for index, fault in enumerate(plan, start=1):
@@ -62,6 +71,10 @@ def run(options) -> int:
                 harness.fault()
                 time.sleep(options.downtime)
                 clusters.start()
+            elif fault == "flush":
+                harness.flush_redis()
+            elif fault == "redis":
+                harness.restart_redis(options.redis_server, options.redis_downtime)
             else:
                 harness.restart_postgres()
         converged = converge(options.bound)

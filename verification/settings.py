@@ -1,4 +1,4 @@
-"""Django settings of the verification harness: Postgres, the ORM broker, short leases."""
+"""Django settings of the verification harness: Postgres, the ORM or Redis broker, short leases."""
 
 import os
 import sys
@@ -63,6 +63,24 @@ SQUIDMESH = {
     # Only the harness starts runs; the example's nightly cron stays off.
     "CRON_WORKFLOWS": [],
 }
+
+# `--broker redis` (verification.broker): every cluster uses the Redis server
+# the harness started on its own port, never the machine's shared one.
+if os.environ.get("SQUIDMESH_VERIFY_BROKER") == "redis":
+    del Q_CLUSTER["orm"]
+    Q_CLUSTER["redis"] = {
+        "host": "127.0.0.1",
+        "port": int(os.environ.get("SQUIDMESH_VERIFY_REDIS_PORT", "6390")),
+        "db": int(os.environ.get("SQUIDMESH_VERIFY_REDIS_DB", "0")),
+        # Fail fast while the server is down; above BLPOP's 1 s wait.
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+    }
+    # Tasks Redis lost (a FLUSHDB, a restart, a killed cluster's local
+    # queue) wait for the recovery sweep (every minute). Lower than the
+    # production advice (docs/operations.md), so a scenario converges within
+    # its bound; a healthy run re-sent early is a duplicate the executor skips.
+    SQUIDMESH["RECOVER_AFTER"] = 20
 
 LOGGING = {
     "version": 1,

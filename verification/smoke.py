@@ -113,7 +113,9 @@ def run(options) -> int:
     try:
         clusters.start()
         for case in cases:
-            case.run_id = str(squidmesh.start_run(case.workflow, case.trigger, case.payload).pk)
+            case.run_id = str(
+                squidmesh.start_run(case.workflow, case.payload, trigger=case.trigger).pk
+            )
         # Cancel the last one while it sits in its fraud-screening wait.
         cancelled = cases[-1]
         wait_for(

@@ -5,10 +5,14 @@ from shop import steps
 from shop.warehouse import allowed_warehouses
 from squidmesh import Payload, Retry, Step, fields
 
+# Order.amount_cents is a PositiveIntegerField: refuse at the start what its
+# column could not store, rather than fail inside reserve_stock.
+AMOUNT_CENTS = {"min_value": 0, "max_value": 2_147_483_647}
+
 
 class OrderPayload(Payload):
     order_ref = fields.String()
-    amount_cents = fields.Integer()
+    amount_cents = fields.Integer(**AMOUNT_CENTS)
     card = fields.Choice(["ok", "stolen"], default="ok")
     declines = fields.Integer(default=0, help_text="How often the fake gateway declines.")
 
@@ -24,7 +28,7 @@ class OrderFulfilment(squidmesh.Workflow):
             "backoffice",
             payload={
                 "order_ref": fields.String(),
-                "amount_cents": fields.Integer(),
+                "amount_cents": fields.Integer(**AMOUNT_CENTS),
                 "card": fields.Choice(["ok", "stolen"], default="ok"),
                 "declines": fields.Integer(default=0),
                 "operator": fields.String(required=False),
@@ -58,10 +62,10 @@ class DailyReport(squidmesh.Workflow):
             "0 6 * * *",
             name="nightly",
             timezone="Europe/Paris",
-            payload={"report_date": fields.String(default=squidmesh.TODAY)},
+            payload={"report_date": fields.Date(default=squidmesh.TODAY)},
         ),
         squidmesh.manual(
-            "on_demand", payload={"report_date": fields.String(default=squidmesh.TODAY)}
+            "on_demand", payload={"report_date": fields.Date(default=squidmesh.TODAY)}
         ),
     ]
 

@@ -14,12 +14,12 @@ __all__ = ["CronTickFailureAdmin"]
 
 @admin.register(CronTickFailure)
 class CronTickFailureAdmin(admin.ModelAdmin):
-    """Read-only: rows are written by `squidmesh.schedules.fire` when a tick cannot start."""
+    """Read-only: rows are written by `squidmesh.cron_schedules.ticks.fire` when a tick cannot start."""
 
     list_display = ["workflow", "trigger", "intended_at", "occurred_at", "message"]
     list_filter = ["workflow", "trigger"]
     readonly_fields = ["workflow", "trigger", "intended_at", "occurred_at", "error_json"]
-    fields = readonly_fields
+    fields = ["workflow", "trigger", "intended_at", "occurred_at", "error_json"]
     show_full_result_count = False
 
     @admin.display(description="error")

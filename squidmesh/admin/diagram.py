@@ -40,7 +40,8 @@ EDGE_TAKEN = "#334e68"
 CURRENT = "#0b57d0"
 
 #: (fill, stroke) of a step box by the status of its step run.
-STEP_COLOURS = {
+# Keyed by plain strings: statuses arrive as `str` from the database.
+STEP_COLOURS: dict[str, tuple[str, str]] = {
     StepStatus.COMPLETED: ("#e3f4e8", "#2e7d32"),
     StepStatus.FAILED: ("#fdeceb", "#c62828"),
     StepStatus.RUNNING: ("#e3effd", "#1565c0"),
@@ -266,9 +267,9 @@ def _box(
     if progress is None:
         fill, stroke = DEFINITION_ONLY
     else:
-        fill, stroke = STEP_COLOURS.get(status, NOT_REACHED)
-    is_current = bool(
-        progress
+        fill, stroke = STEP_COLOURS.get(status or "", NOT_REACHED)
+    is_current = (
+        progress is not None
         and node.name == progress.current_step
         and progress.run_status != RunStatus.COMPLETED
     )
@@ -290,11 +291,12 @@ def _box(
         f"{current_attr}>",
         f"<title>{escape(chr(10).join(tooltip))}</title>",
     ]
-    if is_current:
-        tag = {
+    if progress is not None and is_current:
+        stopped_tags: dict[str, str] = {
             RunStatus.FAILED: "■ stopped here",
             RunStatus.CANCELLED: "■ cancelled here",
-        }.get(progress.run_status, "▶ current step")
+        }
+        tag = stopped_tags.get(progress.run_status, "▶ current step")
         parts.append(
             f'<rect class="squidmesh-current" x="{x - 4:.1f}" y="{y - 4:.1f}" '
             f'width="{width + 8:.1f}" height="{height + 8:.1f}" '

@@ -1,16 +1,18 @@
-"""How engine values look in the admin: status badges, durations, pretty JSON."""
+"""How engine values look in the admin: status badges, durations, timestamps, pretty JSON."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.timezone import localtime
 
-__all__ = ["error_summary", "format_duration", "pretty_json", "status_badge"]
+__all__ = ["error_summary", "format_duration", "pretty_json", "status_badge", "timestamp"]
 
 #: Longest JSON text rendered on a page; a context may hold up to
 #: `SQUIDMESH['MAX_STEP_OUTPUT_BYTES']` per step, which would stall the browser.
@@ -66,3 +68,22 @@ def error_summary(error: Any) -> str:
             return f"{kind}: {message}"
         return str(message or kind or error)
     return str(error)
+
+
+def timestamp(moment: datetime | None, *, seconds_fraction: bool = False) -> SafeString | str:
+    """Return `moment` in local time as a `<time>` element ("—" for None)."""
+    # Compact and sortable by eye; the admin's default format is twice as wide.
+    if moment is None:
+        return "—"
+    local = localtime(moment)
+    if seconds_fraction:
+        text = date_format(local, "Y-m-d H:i:s.u T")
+    else:  # strftime: the list renders two per row, date_format costs 5x more
+        # Date and time may go on two lines, never break inside either.
+        return format_html(
+            '<time datetime="{}"><span>{}</span> <span>{}</span></time>',
+            moment.isoformat(),
+            local.strftime("%Y-%m-%d"),
+            local.strftime("%H:%M:%S"),
+        )
+    return format_html('<time datetime="{}">{}</time>', moment.isoformat(), text)

@@ -6,11 +6,13 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.functional import Promise
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
@@ -37,9 +39,9 @@ class Operation:
     """One operator action: its name, wording, permission and the API call behind it."""
 
     name: str
-    title: str
-    past: str
-    button: str
+    title: str | Promise
+    past: str | Promise
+    button: str | Promise
     permission: str
     problem: Callable[[WorkflowRun], str | None]
     apply: Callable[..., tuple[int, SafeString, WorkflowRun]]
@@ -61,7 +63,7 @@ def _replay_problem(run: WorkflowRun) -> str | None:
     return None
 
 
-def _audit(request) -> dict[str, object]:
+def _audit(request) -> dict[str, Any]:
     """Return the `actor`, `source` and `reason` of an operation confirmed in `request`."""
     return {
         "actor": request.user,
@@ -151,14 +153,14 @@ def run_link(run: WorkflowRun) -> SafeString:
 
 def perform(
     modeladmin, request, operation: Operation, runs: Sequence[WorkflowRun]
-) -> dict[object, WorkflowRun]:
+) -> dict[uuid.UUID, WorkflowRun]:
     """Apply `operation` to each run through the public API and message the outcome per run.
 
     A run the action does not apply to gets a warning naming it and the
     reason; the others are unaffected. Return, by run id, the runs the API
     returned for the successes (the cancelled run, or the new replay).
     """
-    outcomes = {}
+    outcomes: dict[uuid.UUID, WorkflowRun] = {}
     for run in runs:
         try:
             level, message, result = operation.apply(modeladmin, request, run)

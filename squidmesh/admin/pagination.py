@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.paginator import Paginator
 from django.db import connections
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 __all__ = ["RunPaginator"]
@@ -37,7 +40,8 @@ class RunPaginator(Paginator):
 
     @cached_property
     def _counted(self) -> tuple[int, str]:
-        queryset = self.object_list
+        # The changelist paginates querysets only (`Paginator` takes any sequence).
+        queryset: QuerySet[Any] = self.object_list  # type: ignore[assignment]
         if not queryset.query.where and connections[queryset.db].vendor == "postgresql":
             counted, estimated = self._estimate_or_count(queryset)
             if estimated:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import OutputWrapper
@@ -18,7 +19,7 @@ _UNSAFE_IN_LINE = re.compile(f"[\x00-\x1f{_OTHER_CONTROLS}]")
 _UNSAFE_IN_TEXT = re.compile(f"[\x00-\x09\x0b-\x1f{_OTHER_CONTROLS}]")
 
 
-def _escape(match: re.Match) -> str:
+def _escape(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
@@ -35,5 +36,12 @@ class EscapingOutputWrapper(OutputWrapper):
     so it still works.
     """
 
-    def write(self, msg: str = "", style_func=None, ending=None) -> None:
+    # django-stubs ignores the same override: OutputWrapper.write adds styling
+    # arguments to TextIOBase.write and returns None.
+    def write(  # type: ignore[override]
+        self,
+        msg: str = "",
+        style_func: Callable[[str], str] | None = None,
+        ending: str | None = None,
+    ) -> None:
         super().write(_UNSAFE_IN_TEXT.sub(_escape, msg), style_func, ending)

@@ -33,13 +33,13 @@ class Delivery:
     """The queue row a worker pulled `execute_step(*args)` from."""
 
     row_id: int
-    args: tuple
+    args: tuple[Any, ...]
 
 
 _current: Delivery | None = None
 
 
-def _remember_delivery(sender: Any, func: Any, task: dict, **kwargs: Any) -> None:
+def _remember_delivery(sender: Any, func: Any, task: dict[str, Any], **kwargs: Any) -> None:
     # Sent in the worker process right before the task function is called;
     # a worker runs one task at a time, so a module global is enough.
     global _current
@@ -71,7 +71,7 @@ def current_delivery(*args: Any) -> Delivery | None:
 def _worker_timer() -> Any:
     # django-q2 1.11 spawns workers as Process(target=worker, args=(task
     # queue, result queue, timer, timeout)); the guard reads `timer`.
-    process_args = getattr(current_process(), "_args", ())
+    process_args: tuple[Any, ...] = getattr(current_process(), "_args", ())
     timer = process_args[2] if len(process_args) > 2 else None
     return timer if hasattr(timer, "get_lock") else None
 

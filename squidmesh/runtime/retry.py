@@ -19,7 +19,7 @@ class RetryDecision:
 
 def backoff_delay(policy: Retry, failed_attempt: int, rng: random.Random | None = None) -> float:
     """Return seconds to wait after failed attempt number `failed_attempt` (1-based)."""
-    delay = min(policy.backoff_min * 2 ** (failed_attempt - 1), policy.backoff_max)
+    delay = min(policy.backoff_min * 2.0 ** (failed_attempt - 1), policy.backoff_max)
     if policy.jitter:
         # "Equal jitter": keep at least half of the delay so retries stay
         # spaced, randomise the rest so failing runs do not retry in lockstep.

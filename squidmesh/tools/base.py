@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +62,7 @@ class ToolError(StepFailure):
         self.adapter = adapter
         self.kind = kind
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[dict[str, Any]], ToolError], tuple[dict[str, Any]]]:
         return _rebuild_tool_error, (self.to_dict(),)
 
     def __repr__(self) -> str:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from squidmesh.exceptions import UnknownTrigger, WorkflowDefinitionError
 from squidmesh.workflow.steps import COMPLETE, Step
 from squidmesh.workflow.triggers import CronTrigger, Trigger
-from squidmesh.workflow.validation import find_entry_steps, validate_definition
+from squidmesh.workflow.validation import Problem, find_entry_steps, validate_definition
 
 __all__ = ["Workflow"]
 
@@ -27,10 +27,14 @@ def _default_name(cls: type) -> str:
 
 
 class WorkflowMeta(type):
-    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs):
-        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+    def __new__(
+        mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> WorkflowMeta:
+        created = super().__new__(mcs, name, bases, namespace, **kwargs)
         if not any(isinstance(base, WorkflowMeta) for base in bases):
-            return cls  # the Workflow base class itself
+            return created  # the Workflow base class itself
+        # Every other class made here is a Workflow subclass: type its attributes.
+        cls = cast("type[Workflow]", created)
         if namespace.get("abstract", False):
             cls.abstract = True
             return cls
@@ -42,12 +46,17 @@ class WorkflowMeta(type):
                     value.name = attr
                     steps[attr] = value
         cls.steps = steps
-        cls.triggers = list(getattr(cls, "triggers", []) or [])
+        triggers = getattr(cls, "triggers", [])
+        # A step called "triggers" replaced the list; E017 reports it.
+        cls.triggers = [] if isinstance(triggers, Step) else list(triggers or [])
         if "name" not in namespace:
             cls.name = _default_name(cls)
-        problems = validate_definition(cls.name, steps, cls.triggers)
+        problems = _reserved_name_problems(steps) + validate_definition(
+            cls.name, steps, cls.triggers
+        )
         if problems:
-            raise WorkflowDefinitionError(str(cls.name or name), problems)
+            label = cls.name if isinstance(cls.name, str) and cls.name else name
+            raise WorkflowDefinitionError(label, problems)
         cls.entry_step = find_entry_steps(steps)[0]
         return cls
 
@@ -133,3 +142,25 @@ class Workflow(metaclass=WorkflowMeta):
             "triggers": [trigger.describe() for trigger in cls.triggers],
             "steps": [step.describe() for step in cls.ordered_steps()],
         }
+
+
+#: Names a step may not take: a step attribute would shadow the `Workflow`
+#: attribute the engine, admin and API call (`start_run` calls
+#: `get_trigger`, the admin `describe`), which then fails with a TypeError far
+#: from the definition.
+RESERVED_STEP_NAMES = frozenset(
+    {"name", "abstract", "triggers", "steps", "entry_step"}
+    | {attr for attr in vars(Workflow) if not attr.startswith("_")}
+)
+
+
+def _reserved_name_problems(steps: dict[str, Step]) -> list[Problem]:
+    return [
+        Problem(
+            "squidmesh.E017",
+            f"step {step!r} has the name of a Workflow attribute, which it would hide",
+            f"Rename the step; reserved names: {', '.join(sorted(RESERVED_STEP_NAMES))}.",
+        )
+        for step in steps
+        if step in RESERVED_STEP_NAMES
+    ]

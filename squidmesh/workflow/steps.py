@@ -22,10 +22,17 @@ LOG_LEVELS = {"debug", "info", "warning", "error", "critical"}
 
 
 def _seconds(value: float | timedelta | None, what: str) -> float | None:
+    """Return `value` in seconds, None for an absent (optional) duration."""
     if value is None:
         return None
+    return _required_seconds(value, what)
+
+
+def _required_seconds(value: float | timedelta, what: str) -> float:
+    """Return `value` in seconds; raise `TypeError` naming `what` for anything else."""
     if isinstance(value, timedelta):
         value = value.total_seconds()
+    # bool is an int; None and strings arrive from untyped callers.
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise TypeError(f"{what} must be a non-negative number of seconds or a timedelta")
     return float(value)
@@ -50,8 +57,12 @@ class Retry:
             raise TypeError("Retry.max_attempts must be an integer")
         if self.max_attempts < 1:
             raise ValueError("Retry.max_attempts must be at least 1")
-        object.__setattr__(self, "backoff_min", _seconds(self.backoff_min, "Retry.backoff_min"))
-        object.__setattr__(self, "backoff_max", _seconds(self.backoff_max, "Retry.backoff_max"))
+        object.__setattr__(
+            self, "backoff_min", _required_seconds(self.backoff_min, "Retry.backoff_min")
+        )
+        object.__setattr__(
+            self, "backoff_max", _required_seconds(self.backoff_max, "Retry.backoff_max")
+        )
         if self.backoff_max < self.backoff_min:
             raise ValueError("Retry.backoff_max must not be smaller than Retry.backoff_min")
 
@@ -130,6 +141,8 @@ class Step:
         target = self.target
         if isinstance(target, type):
             return target().run(data, ctx)
+        if target is None:  # `definition_errors()` stops such a step at class creation
+            raise TypeError(f"step {self.name!r} has nothing to run")
         return target(data, ctx)
 
     def delay_before(self, data: Mapping[str, Any]) -> float:
@@ -158,7 +171,9 @@ class Wait(Step):
 
     def __init__(self, duration: float | timedelta, **kwargs: Any):
         super().__init__(None, **kwargs)
-        self.duration = _seconds(duration, "wait duration")
+        # Not `_seconds`: it lets None through, and a wait without a duration
+        # crashed formatting its description (or, with one, had no delay).
+        self.duration = _required_seconds(duration, "wait duration")
         self.description = kwargs.get("description") or f"wait {self.duration:g}s"
 
     def definition_errors(self) -> list[str]:
@@ -174,7 +189,7 @@ class Wait(Step):
         return {**super().describe(), "duration": self.duration}
 
 
-class _FormatData(dict):
+class _FormatData(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
 

@@ -38,6 +38,7 @@ CHECK_IDS = {
     "squidmesh.E014": "the SQUIDMESH settings are invalid",
     "squidmesh.E015": "the workflow name is not a non-empty string",
     "squidmesh.E016": "a cron trigger's payload has a required field without a default",
+    "squidmesh.E017": "a step is named like a Workflow attribute (get_trigger, describe, ...)",
 }
 
 
@@ -118,11 +119,11 @@ def _trigger_problems(triggers: Sequence[Trigger]) -> list[Problem]:
             )
         seen.add(trigger.name)
         if isinstance(trigger, CronTrigger):
-            for message in trigger.definition_errors():
+            for cron_error in trigger.definition_errors():
                 problems.append(
                     Problem(
                         "squidmesh.E008",
-                        f"trigger {trigger.name!r}: {message}",
+                        f"trigger {trigger.name!r}: {cron_error}",
                         "Use five cron fields, e.g. '0 3 * * *', and an IANA zone such as "
                         "'Europe/Paris'.",
                     )

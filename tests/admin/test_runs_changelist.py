@@ -97,7 +97,7 @@ def test_changelist__filters_by_trigger_and_narrows_trigger_choices_to_the_workf
     operator_client,
 ):
     backoffice = squidmesh.start_run(
-        "shop.order_fulfilment", "backoffice", {"order_ref": "B-1", "amount_cents": 5}
+        "shop.order_fulfilment", {"order_ref": "B-1", "amount_cents": 5}, trigger="backoffice"
     )
     squidmesh.start_run("shop.order_fulfilment", {"order_ref": "C-1", "amount_cents": 5})
 

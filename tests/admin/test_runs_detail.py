@@ -119,7 +119,7 @@ def test_detail__links_the_replay_source_and_its_replays(operator_client):
 
 
 def test_detail__many_replays_link_to_the_filtered_list(operator_client, monkeypatch):
-    monkeypatch.setattr("squidmesh.admin.runs.MAX_REPLAYS_LISTED", 2)
+    monkeypatch.setattr("squidmesh.admin.run_detail.MAX_REPLAYS_LISTED", 2)
     source = completed_run()
     replays = [squidmesh.replay_run(source.pk) for _ in range(3)]
 

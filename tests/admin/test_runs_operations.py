@@ -147,7 +147,7 @@ def test_actions__malformed_run_ids_are_refused_without_changes(operator_client)
 
 
 def test_actions__too_many_runs_are_refused_without_changes(operator_client, monkeypatch):
-    monkeypatch.setattr("squidmesh.admin.runs.MAX_RUNS_PER_ACTION", 2)
+    monkeypatch.setattr("squidmesh.admin.run_actions.MAX_RUNS_PER_ACTION", 2)
     runs = [pending_run(f"r{n}") for n in range(3)]
 
     response = operator_client.post(

@@ -54,7 +54,7 @@ def test_workflows_page__denied_without_view_permission(outsider_client, client)
 
 
 def test_workflows_page__shows_each_cron_triggers_schedule_state(viewer_client):
-    from squidmesh.schedules import cron_triggers
+    from squidmesh.cron_schedules import cron_triggers
 
     expected = {(info.workflow, info.trigger): info.state for info in cron_triggers(runs=0)}
     report = section(viewer_client.get(WORKFLOWS).content.decode(), "shop.daily_report")
@@ -68,10 +68,10 @@ def test_workflows_page__shows_each_cron_triggers_schedule_state(viewer_client):
 def test_workflows_page__a_cron_triggers_last_run_is_its_last_tick_not_a_manual_start(
     viewer_client,
 ):
-    from squidmesh.schedules import fire
+    from squidmesh.cron_schedules import fire
 
     tick = fire("shop.daily_report", "nightly", intended="2026-05-04T04:00:00+00:00")
-    by_hand = squidmesh.start_run("shop.daily_report", "nightly", {})
+    by_hand = squidmesh.start_run("shop.daily_report", {}, trigger="nightly")
     default = squidmesh.start_run("shop.daily_report", {})
 
     report = section(viewer_client.get(WORKFLOWS).content.decode(), "shop.daily_report")

@@ -67,11 +67,11 @@ def runs(transactional_db, django_user_model):
     )
     refunded = squidmesh.start_run(
         "shop.order_fulfilment",
-        "backoffice",
         {"order_ref": "A-1002", "amount_cents": 999, "card": "stolen", "operator": "zoe"},
+        trigger="backoffice",
     )
     failed = squidmesh.start_run("tests.flaky", {"fail_times": 5})
-    squidmesh.start_run("shop.daily_report", "on_demand", {})
+    squidmesh.start_run("shop.daily_report", {}, trigger="on_demand")
     cancelled = squidmesh.start_run("tests.cancelled_mid_step", {})
     drain(include_delayed=True)
     to_cancel = squidmesh.start_run(

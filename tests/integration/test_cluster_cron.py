@@ -6,8 +6,9 @@ import pytest
 from django.utils import timezone
 from django_q.models import Schedule
 
+from squidmesh.cron_schedules import sync_schedules
+from squidmesh.cron_schedules.schedule_rows import schedule_name
 from squidmesh.models import WorkflowRun
-from squidmesh.schedules import schedule_name, sync_schedules
 from squidmesh.testing import wait_for, wait_for_run
 
 pytestmark = pytest.mark.cluster

@@ -197,7 +197,7 @@ def test_start__malformed_arguments_are_usage_errors(args, message):
 @pytest.mark.django_db
 def test_runs__table_newest_first():
     older = squidmesh.start_run("tests.three_steps", {})
-    newer = squidmesh.start_run("shop.daily_report", "on_demand", {})
+    newer = squidmesh.start_run("shop.daily_report", {}, trigger="on_demand")
 
     out, _ = squidmesh_command("runs")
 
@@ -218,7 +218,7 @@ def test_runs__no_runs():
 def test_runs__filters_and_limit_with_json():
     runs = [squidmesh.start_run("tests.three_steps", {}) for _ in range(3)]
     squidmesh.cancel_run(runs[1].pk)
-    squidmesh.start_run("shop.daily_report", "on_demand", {})
+    squidmesh.start_run("shop.daily_report", {}, trigger="on_demand")
 
     def listed(*args):
         return [run["id"] for run in json.loads(squidmesh_command("runs", "--json", *args)[0])]
@@ -353,9 +353,9 @@ def test_replay__unknown_run_exits_1():
 
 @pytest.mark.django_db
 def test_wait__times_out_with_exit_4_and_shows_progress(monkeypatch):
-    from squidmesh.management.commands import squidmesh as command
+    from squidmesh.management.subcommands import waiting
 
-    monkeypatch.setattr(command, "QUIET_SECONDS", 0.2)
+    monkeypatch.setattr(waiting, "QUIET_SECONDS", 0.2)
     stdout, stderr = io.StringIO(), io.StringIO()
 
     with pytest.raises(CommandError) as error:
@@ -379,12 +379,12 @@ def test_wait__times_out_with_exit_4_and_shows_progress(monkeypatch):
 
 @pytest.mark.django_db
 def test_wait__ctrl_c_stops_waiting_with_exit_130_and_leaves_the_run(monkeypatch):
-    from squidmesh.management.commands import squidmesh as command
+    from squidmesh.management.subcommands import waiting
 
     def interrupt(seconds):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(command.time, "sleep", interrupt)
+    monkeypatch.setattr(waiting.time, "sleep", interrupt)
 
     message = refused("start", "tests.three_steps", "--wait", returncode=130)
 
@@ -478,3 +478,19 @@ def test_command_line__exit_status_and_message_without_traceback(args, returncod
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("--payload=" + "[" * 100_000 + "]" * 100_000, "nested too deeply to decode"),
+        ("label=" + "[" * 100_000 + "]" * 100_000, "label: nested too deeply to decode"),
+    ],
+)
+@pytest.mark.django_db
+def test_start__json_nested_too_deeply_to_decode_is_a_usage_error(argument, message):
+    with pytest.raises(CommandError) as error:
+        squidmesh_command("start", "tests.three_steps", argument)
+    # An argparse error: exit status 2 from the command line.
+    assert message in str(error.value)
+    assert not WorkflowRun.objects.exists()

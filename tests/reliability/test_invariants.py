@@ -116,3 +116,58 @@ def test_context_not_the_merge_of_succeeded_outputs__is_reported(completed_run):
     found = violations()["context = merged outputs"]
     assert len(found) == 1 and found[0][0] == str(completed_run.pk)
     assert "!= merged outputs" in found[0][1]
+
+
+def test_resend_of_the_dead_attempt_of_a_cancelling_run__is_allowed_while_no_body_runs(
+    completed_run,
+):
+    # Planted: the run was cancelled while its last step ran; the worker died,
+    # so the sweep re-sent that attempt, and the re-sent delivery ended the run.
+    dead = StepAttempt.objects.get(run=completed_run, step_run__step="c")
+    resent_at = dead.started_at + timedelta(seconds=20)
+    WorkflowRun.objects.filter(pk=completed_run.pk).update(
+        status="cancelled", finished_at=resent_at + timedelta(seconds=1)
+    )
+
+    def dispatched_while_cancelling(step, attempt):
+        return SimpleNamespace(
+            run_id=completed_run.pk,
+            step=step,
+            attempt=attempt,
+            at=resent_at,
+            run_status="cancelling",
+        )
+
+    def after_terminal(dispatches, rows=()):
+        found = violations(ledger=[*ledger(), *rows], dispatches=dispatches)
+        return [detail for _, detail in found.get("nothing after terminal", [])]
+
+    resend = dispatched_while_cancelling("c", 1)
+    assert after_terminal([resend]) == []
+    body_after_resend = SimpleNamespace(
+        run_id=completed_run.pk, step="c", attempt=1, started_at=resent_at + timedelta(seconds=1)
+    )
+    assert after_terminal([resend], [body_after_resend]) == [
+        "'c' attempt 1 dispatched while the run was cancelling"
+    ]
+    # A new attempt, or an attempt of an earlier step, is work after the cancel.
+    assert after_terminal([dispatched_while_cancelling("c", 2)]) == [
+        "'c' attempt 2 dispatched while the run was cancelling"
+    ]
+    assert after_terminal([dispatched_while_cancelling("a", 1)]) == [
+        "'a' attempt 1 dispatched while the run was cancelling"
+    ]
+
+
+def test_active_run_whose_delivery_waits_in_the_outbox__is_not_lost():
+    # On Redis a dispatch waits in squidmesh's outbox until the relay hands it over.
+    from django.utils import timezone
+
+    from squidmesh.models import OutboxMessage
+
+    run = squidmesh.start_run("tests.three_steps", {})
+    OrmQ.objects.all().delete()
+    OutboxMessage.objects.create(
+        run_id=run.pk, workflow=run.workflow, step="a", attempt=1, due_at=timezone.now()
+    )
+    assert violations() == {}

@@ -120,7 +120,7 @@ def test_start_run__any_json_starts_a_run_or_raises_invalid_payload_and_writes_n
     def check(payload):
         before = WorkflowRun.objects.count()
         try:
-            run = squidmesh.start_run(workflow, trigger, payload)
+            run = squidmesh.start_run(workflow, payload, trigger=trigger)
         except InvalidPayload:
             assert WorkflowRun.objects.count() == before
             return

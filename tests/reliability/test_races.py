@@ -216,8 +216,8 @@ def test_queue_messages__carry_only_identifiers_never_payload_or_context():
         "metadata": {"email": "PII-alice@example.org"},
     }
     runs = [
-        squidmesh.start_run("shop.order_fulfilment", "checkout", secrets),
-        squidmesh.start_run("shop.order_fulfilment", "backoffice", backoffice),
+        squidmesh.start_run("shop.order_fulfilment", secrets, trigger="checkout"),
+        squidmesh.start_run("shop.order_fulfilment", backoffice, trigger="backoffice"),
     ]
     seen = []
     # Walk every dispatch: entry, the wait's delayed continuation, the log,

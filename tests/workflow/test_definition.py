@@ -137,6 +137,20 @@ def test_builtin_steps__wait_delays_and_log_renders_data():
     assert Log("order {ref} for {missing}").render({"ref": "A1"}) == "order A1 for {missing}"
 
 
+def test_wait__without_a_duration_raises_naming_it():
+    # Before, `wait(None)` failed formatting its description with an unrelated
+    # message, and `wait(None, description=...)` was a step with no delay.
+    with pytest.raises(TypeError, match="wait duration"):
+        Wait(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="wait duration"):
+        Wait(None, description="pause")  # type: ignore[arg-type]
+
+
+def test_retry_policy__none_backoff_raises_naming_the_field():
+    with pytest.raises(TypeError, match=r"Retry\.backoff_max"):
+        Retry(backoff_max=None)  # type: ignore[arg-type]
+
+
 def test_workflow_cannot_be_instantiated():
     workflow = define(a=Step(noop))
     with pytest.raises(TypeError, match="start_run"):
@@ -161,3 +175,14 @@ def test_describe__is_json_ready_definition():
         "required": False,
         "default": 0,
     }
+
+
+@pytest.mark.parametrize(
+    "step_name", ["get_trigger", "describe", "triggers", "name", "steps", "ordered_steps"]
+)
+def test_step_named_like_a_workflow_attribute__is_a_definition_error_naming_it(step_name):
+    # Accepted once, then start_run / describe failed with a TypeError.
+    with pytest.raises(WorkflowDefinitionError) as raised:
+        define(**{step_name: Step(noop)})
+    assert "squidmesh.E017" in check_ids(raised.value)
+    assert f"step {step_name!r} has the name of a Workflow attribute" in str(raised.value)

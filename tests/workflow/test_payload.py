@@ -71,10 +71,120 @@ def test_clean__non_mapping_payload_is_invalid(payload):
     assert "__all__" in raised.value.errors
 
 
-def test_clean__none_means_empty_payload():
+def test_clean__none_is_not_a_payload():
+    # It once became {} silently; only leaving the payload out means "empty".
     with pytest.raises(InvalidPayload) as raised:
         Contract.clean(None)
-    assert raised.value.errors == {"name": "this field is required"}
+    assert raised.value.errors == {
+        "__all__": "payload must be a mapping of field names to values, not None"
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (2**63, "must be at most 9223372036854775807"),
+        (99999999999999999999999, "must be at most 9223372036854775807"),
+        (-(2**63) - 1, "must be at least -9223372036854775808"),
+    ],
+)
+def test_integer__defaults_to_signed_64_bit_bounds(value, message):
+    assert fields.Integer().validate(value) == message
+    assert fields.Integer().validate(2**63 - 1) is None
+    assert fields.Integer().validate(-(2**63)) is None
+
+
+def test_integer__min_and_max_value_are_inclusive_bounds():
+    field = fields.Integer(min_value=1, max_value=10)
+    assert [field.validate(v) for v in (1, 10)] == [None, None]
+    assert field.validate(0) == "must be at least 1"
+    assert field.validate(11) == "must be at most 10"
+    field.name = "n"
+    assert field.describe() == {
+        "name": "n",
+        "type": "integer",
+        "required": True,
+        "min_value": 1,
+        "max_value": 10,
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"min_value": 5, "max_value": 1}, ValueError),
+        ({"max_value": 2**63}, ValueError),
+        ({"min_value": "1"}, TypeError),
+        ({"min_value": True}, TypeError),
+    ],
+)
+def test_integer__bad_bounds_fail_at_declaration(kwargs, error):
+    with pytest.raises(error):
+        fields.Integer(**kwargs)
+
+
+def test_integer__default_outside_the_bounds_is_a_definition_error():
+    assert fields.Integer(min_value=1, default=0).default_error() == "must be at least 1"
+
+
+@pytest.mark.parametrize("value", ["2025-01-31", "2024-02-29"])
+def test_date__accepts_iso_8601_calendar_dates(value):
+    assert fields.Date().validate(value) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2025-02-30", "20250131", "2025-W05-1", "31/01/2025", "2025-01-31T00:00:00Z", 20250131],
+)
+def test_date__refuses_anything_else(value):
+    assert fields.Date().validate(value) == "must be an ISO-8601 date string (YYYY-MM-DD)"
+
+
+def test_date__refuses_python_date_objects_since_payloads_are_json():
+    import datetime
+
+    assert fields.Date().validate(datetime.date(2025, 1, 31)) is not None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2025-01-31T08:00:00Z",
+        "2025-01-31T08:00Z",
+        "2025-01-31T08:00:00.123456+01:00",
+        "2025-01-31 08:00:00-05:30",
+    ],
+)
+def test_datetime__accepts_iso_8601_with_an_offset(value):
+    assert fields.DateTime().validate(value) is None
+
+
+@pytest.mark.parametrize(
+    "value", ["2025-01-31T08:00:00", "2025-01-31", "2025-01-31T25:00:00Z", "now", None]
+)
+def test_datetime__refuses_naive_or_malformed_times(value):
+    assert fields.DateTime().validate(value).startswith("must be an ISO-8601 date and time")
+
+
+def test_date__today_is_an_allowed_default_resolved_at_clean():
+    class Report(Payload):
+        day = fields.Date(default=TODAY)
+        at = fields.DateTime(required=False)
+
+    assert fields.Date(default=TODAY).default_error() is None
+    assert fields.DateTime(default=TODAY).default_error() == (
+        "TODAY is only a default for String and Date"
+    )
+    assert Report.clean({}) == {"day": timezone.localdate().isoformat()}
+    with pytest.raises(InvalidPayload) as raised:
+        Report.clean({"day": "tomorrow", "at": "2025-01-31T08:00:00"})
+    assert set(raised.value.errors) == {"day", "at"}
+
+
+def test_date_fields_are_public():
+    assert {"Date", "DateTime"} <= set(fields.__all__)
+    assert fields.Date().describe()["type"] == "date"
+    assert fields.DateTime().describe()["type"] == "datetime"
 
 
 def test_choice__does_not_confuse_true_with_one():

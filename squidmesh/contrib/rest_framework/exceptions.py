@@ -1,4 +1,4 @@
-"""How squidmesh's errors become HTTP responses: 400 with field errors, 404 and 409."""
+"""How squidmesh's errors become HTTP responses: 400 with field errors, 404, 409 and 413."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from rest_framework.settings import api_settings
 
 from squidmesh.exceptions import InvalidPayload
 
-__all__ = ["Conflict", "payload_errors"]
+__all__ = ["Conflict", "RequestTooLarge", "payload_errors"]
 
 
 class Conflict(APIException):
@@ -17,6 +17,18 @@ class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The run's state does not allow this action."
     default_code = "conflict"
+
+
+class RequestTooLarge(APIException):
+    """The request body is larger than the project's `DATA_UPLOAD_MAX_MEMORY_SIZE`.
+
+    Django raises `RequestDataTooBig` when the body is read, which would
+    otherwise become Django's HTML 400 page.
+    """
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large (DATA_UPLOAD_MAX_MEMORY_SIZE)."
+    default_code = "request_too_large"
 
 
 def payload_errors(error: InvalidPayload) -> dict[str, list[str]]:

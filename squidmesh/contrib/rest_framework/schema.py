@@ -25,7 +25,8 @@ def document(**annotations: Any) -> Callable:
     """
 
     def decorate(method: Callable) -> Callable:
-        method.kwargs = {**getattr(method, "kwargs", {}), "schema": AutoSchema}
+        # DRF's `@action` reads `kwargs` off the method.
+        method.kwargs = {**getattr(method, "kwargs", {}), "schema": AutoSchema}  # type: ignore[attr-defined]
         return extend_schema(**annotations)(method)
 
     return decorate

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -13,14 +14,16 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from squidmesh.audit import EventKind, EventSource
+from squidmesh.audit import MAX_REASON_LENGTH, EventKind, EventSource
 from squidmesh.lifecycle import AttemptStatus, RunStatus, StepStatus
 
 __all__ = [
     "AttemptSerializer",
-    "ConflictSerializer",
+    "CancelConflictSerializer",
     "CronTriggerSerializer",
     "ErrorSerializer",
+    "ReplayConflictSerializer",
+    "RunActionSerializer",
     "RunDetailQuerySerializer",
     "RunDetailSerializer",
     "RunEventSerializer",
@@ -96,9 +99,11 @@ class RunEventSerializer(serializers.Serializer):
     actor = serializers.CharField(
         read_only=True, help_text="A username, `cli:<os user>` or `system`."
     )
-    source = serializers.ChoiceField(EventSource.choices, read_only=True)
+    # `source` and `data` shadow attributes of DRF's `Field` / `Serializer` in
+    # the stubs; the serializer metaclass moves declared fields off the class.
+    source = serializers.ChoiceField(EventSource.choices, read_only=True)  # type: ignore[assignment]
     reason = serializers.CharField(read_only=True)
-    data = ObjectField(read_only=True)
+    data = ObjectField(read_only=True)  # type: ignore[assignment]
     created_at = serializers.DateTimeField(read_only=True)
 
 
@@ -132,7 +137,8 @@ class RunSerializer(serializers.Serializer):
         # runs reverses once and fills in each (URL-safe) uuid.
         template = self.context.get("run_url_template")
         if template is None:
-            template = self.context["run_url_template"] = reverse(
+            # The context is a dict at run time (a `Mapping` in the stubs).
+            template = self.context["run_url_template"] = reverse(  # type: ignore[index]
                 f"{NAMESPACE}:run-detail",
                 kwargs={"pk": RUN_ID_PLACEHOLDER},
                 request=self.context.get("request"),
@@ -144,7 +150,7 @@ class RunDetailSerializer(RunSerializer):
     """A run with its payload, context and, on request, its history (`run_detail`)."""
 
     payload = ObjectField(read_only=True)
-    context = ObjectField(read_only=True)
+    context = ObjectField(read_only=True)  # type: ignore[assignment]  # see RunEventSerializer
     last_error = ObjectField(read_only=True, allow_null=True)
     history = StepRunSerializer(
         many=True,
@@ -161,8 +167,73 @@ class RunDetailSerializer(RunSerializer):
     )
 
 
-class RunStartSerializer(serializers.Serializer):
-    """Start a run: `squidmesh.start_run(workflow, trigger, payload, idempotency_key=...)`."""
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class PayloadField(serializers.JSONField):
+    """A payload as the client sent it: a JSON object, checked by `start_run` alone.
+
+    DRF's `JSONField` re-encodes a value to check it, which recursion-errors
+    on deep nesting; `start_run` measures the depth without recursing and
+    names the bad field, so the API and the Python API refuse the same
+    payloads with the same messages.
+    """
+
+    default_error_messages = {
+        **serializers.JSONField.default_error_messages,
+        "not_object": "Expected a JSON object of payload fields.",
+        # As `start_run(workflow, None)` refuses it; leave the field out for {}.
+        "null": "Expected a JSON object of payload fields, not null.",
+    }
+
+    def to_internal_value(self, data: Any) -> Any:
+        if getattr(data, "is_json_string", False):  # the browsable API's form
+            try:
+                data = json.loads(data)
+            except (TypeError, ValueError, RecursionError):
+                self.fail("invalid")
+        if not isinstance(data, dict):
+            self.fail("not_object")
+        return data
+
+
+class StrictSerializer(serializers.Serializer):
+    """A request body serializer that refuses fields it does not declare.
+
+    A misspelt optional field (`"paylod"`, `"idempotency-key"`) would
+    otherwise be dropped silently and the request served on defaults.
+    """
+
+    #: Sent by the browsable API's HTML form; not a field of the request.
+    FORM_KEYS = frozenset({"csrfmiddlewaretoken"})
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        unknown = (
+            sorted(set(data) - set(self.fields) - self.FORM_KEYS) if isinstance(data, dict) else []
+        )
+        errors: dict[str, Any] = {name: ["Unknown field."] for name in unknown}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            if not isinstance(error.detail, dict):
+                raise
+            errors = {**error.detail, **errors}
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+REASON_HELP = "Why, kept with your username in the run's events."
+
+
+class RunActionSerializer(StrictSerializer):
+    """The body of a cancel or replay: none, an empty JSON object, or a reason."""
+
+    reason = serializers.CharField(
+        max_length=MAX_REASON_LENGTH, required=False, allow_blank=True, help_text=REASON_HELP
+    )
+
+
+class RunStartSerializer(StrictSerializer):
+    """Start a run: `squidmesh.start_run(workflow, payload, trigger=..., idempotency_key=...)`."""
 
     workflow = serializers.CharField(max_length=200, help_text="Registered workflow name.")
     trigger = serializers.CharField(
@@ -171,10 +242,10 @@ class RunStartSerializer(serializers.Serializer):
         allow_null=True,
         help_text="Trigger name; the workflow's default trigger when omitted.",
     )
-    payload = ObjectField(
+    payload = PayloadField(
         required=False,
-        allow_null=True,
-        help_text="Payload validated against the trigger's contract; {} when omitted.",
+        help_text="Payload validated against the trigger's contract (undeclared fields are "
+        "refused); {} when omitted.",
     )
     idempotency_key = serializers.CharField(
         max_length=255,
@@ -182,14 +253,31 @@ class RunStartSerializer(serializers.Serializer):
         allow_null=True,
         help_text="A second start with the same key and workflow returns the first run (200).",
     )
-
-    def validate_payload(self, value: Any) -> Any:
-        if value is not None and not isinstance(value, dict):
-            raise serializers.ValidationError("Expected a JSON object of payload fields.")
-        return value
+    reason = serializers.CharField(
+        max_length=MAX_REASON_LENGTH, required=False, allow_blank=True, help_text=REASON_HELP
+    )
 
 
-class RunFilterSerializer(serializers.Serializer):
+class QuerySerializer(serializers.Serializer):
+    """Query parameters, where an empty value (`?workflow=`) is a 400, not "no filter".
+
+    DRF reads an empty query value of an optional field as absent, which
+    contradicts the schema's `minLength` and hides a client's mistake.
+    """
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        blank: dict[str, list[str]] = {
+            name: ["This field may not be blank."]
+            # Not `for name in self.fields`: the stubs type that as fields.
+            for name, _field in self.fields.items()
+            if hasattr(data, "get") and data.get(name) == ""
+        }
+        if blank:
+            raise serializers.ValidationError(blank)
+        return super().to_internal_value(data)
+
+
+class RunFilterSerializer(QuerySerializer):
     """Query parameters of the run list."""
 
     workflow = serializers.CharField(required=False, help_text="Registered workflow name.")
@@ -206,7 +294,7 @@ class RunFilterSerializer(serializers.Serializer):
     # view calls: one check for the API, the command and REST.
 
 
-class RunDetailQuerySerializer(serializers.Serializer):
+class RunDetailQuerySerializer(QuerySerializer):
     history = serializers.BooleanField(
         required=False, default=False, help_text="Include the step runs and their attempts."
     )
@@ -263,18 +351,20 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(read_only=True)
 
 
-class ConflictSerializer(serializers.Serializer):
-    detail = serializers.CharField(read_only=True, help_text="Why the action is refused.")
-    status = RunStatusField(
-        read_only=True,
-        required=False,
-        help_text="The run's status (cancel only).",
-    )
+# Response-only shapes, declared writable so that the schema marks exactly
+# the keys each response always has as required (drf-spectacular makes every
+# read-only field required).
+class CancelConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="Why the run cannot be cancelled.")
+    status = RunStatusField(help_text="The run's status, which has ended.")
+
+
+class ReplayConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="Why the run cannot be replayed.")
     payload = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
-        read_only=True,
         required=False,
-        help_text="Payload field errors when the stored payload no longer fits (replay only).",
+        help_text="Payload field errors, when the stored payload no longer fits the contract.",
     )
 
 
@@ -285,7 +375,7 @@ class CronRunSerializer(serializers.Serializer):
 
 
 class CronTriggerSerializer(serializers.Serializer):
-    """A cron trigger with its schedule (`squidmesh.schedules.cron_triggers`)."""
+    """A cron trigger with its schedule (`squidmesh.cron_schedules.cron_triggers`)."""
 
     workflow = serializers.CharField(read_only=True)
     trigger = serializers.CharField(read_only=True)

@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
-from rest_framework import status, viewsets
+from rest_framework import parsers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from squidmesh import api
 from squidmesh.audit import EventSource
-from squidmesh.contrib.rest_framework.exceptions import Conflict, payload_errors
+from squidmesh.contrib.rest_framework.exceptions import (
+    Conflict,
+    RequestTooLarge,
+    payload_errors,
+)
 from squidmesh.contrib.rest_framework.pagination import RunCursorPagination
+from squidmesh.contrib.rest_framework.parsers import JSONParser
 from squidmesh.contrib.rest_framework.permissions import permissions_for
 from squidmesh.contrib.rest_framework.schema import document
 from squidmesh.contrib.rest_framework.serializers import (
-    ConflictSerializer,
+    CancelConflictSerializer,
     CronTriggerSerializer,
     ErrorSerializer,
+    ReplayConflictSerializer,
+    RunActionSerializer,
     RunDetailQuerySerializer,
     RunDetailSerializer,
     RunFilterSerializer,
@@ -50,6 +58,9 @@ DENIED = OpenApiResponse(ErrorSerializer, description="Not authenticated or not 
 INVALID = OpenApiResponse(
     OpenApiTypes.OBJECT, description="Field errors: `{field: [message, ...]}`."
 )
+TOO_LARGE = OpenApiResponse(
+    ErrorSerializer, description="The body exceeds the project's DATA_UPLOAD_MAX_MEMORY_SIZE."
+)
 RUN_ID = OpenApiParameter(
     "id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The run's id."
 )
@@ -63,7 +74,16 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 )
 
 
-class SquidmeshViewSetMixin:
+if TYPE_CHECKING:
+    from rest_framework.views import APIView
+
+    # The mixin is only ever mixed into DRF views: check it as one.
+    _ViewBase = APIView
+else:
+    _ViewBase = object
+
+
+class SquidmeshViewSetMixin(_ViewBase):
     """Permissions from `SQUIDMESH['API_*_PERMISSION_CLASSES']`; schema by drf-spectacular.
 
     The schema class is set here so the schema works whatever
@@ -74,6 +94,23 @@ class SquidmeshViewSetMixin:
 
     def get_permissions(self):
         return permissions_for(self.request)
+
+    def get_parsers(self):
+        # Keep the project's parsers; only DRF's own JSON parser is swapped
+        # for one that answers 400 to a body nested too deeply to decode.
+        return [
+            JSONParser() if type(parser) is parsers.JSONParser else parser
+            for parser in super().get_parsers()
+        ]
+
+    def handle_exception(self, exc):
+        # Django raises RequestDataTooBig when the body is read; unhandled it
+        # becomes Django's HTML 400 page instead of a JSON answer.
+        if isinstance(exc, RequestDataTooBig):
+            exc = RequestTooLarge()
+        elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+            exc = ParseError(f"{exc} (DATA_UPLOAD_MAX_NUMBER_FIELDS / _FILES).")
+        return super().handle_exception(exc)
 
 
 class WorkflowViewSet(SquidmeshViewSetMixin, viewsets.ViewSet):
@@ -122,7 +159,7 @@ class CronTriggerViewSet(SquidmeshViewSetMixin, viewsets.ViewSet):
         responses={200: CronTriggerSerializer(many=True), 403: DENIED},
     )
     def list(self, request: Request) -> Response:
-        from squidmesh.schedules import cron_triggers
+        from squidmesh.cron_schedules.read_model import cron_triggers
 
         workflow = request.query_params.get("workflow")
         triggers = [
@@ -166,6 +203,7 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
         page = self.paginate_queryset(
             self.filter_runs(self.get_queryset(), **filters.validated_data)
         )
+        assert page is not None  # `pagination_class` is set, so there is always a page
         serializer = RunSerializer(
             [run_summary(run) for run in page], many=True, context={"request": request}
         )
@@ -207,6 +245,7 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
             ),
             400: INVALID,
             403: DENIED,
+            413: TOO_LARGE,
         },
     )
     def create(self, request: Request) -> Response:
@@ -217,11 +256,12 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
         try:
             run = api.start_run(
                 data["workflow"],
+                data.get("payload", {}),
                 trigger=data.get("trigger"),
-                payload=data.get("payload"),
                 idempotency_key=key,
                 actor=request.user,
                 source=EventSource.REST,
+                reason=data.get("reason") or None,
             )
         except UnknownWorkflow as error:
             raise ValidationError({"workflow": [str(error)]}) from None
@@ -242,21 +282,24 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
         "executing becomes `cancelling` and then `cancelled` without advancing.",
         operation_id="runs_cancel",
         parameters=[RUN_ID],
-        request=None,
+        request=RunActionSerializer,
         responses={
             200: OpenApiResponse(
                 RunDetailSerializer, description="The run, now cancelled or cancelling."
             ),
+            400: INVALID,
             403: DENIED,
             404: NOT_FOUND,
-            409: OpenApiResponse(ConflictSerializer, description="The run already ended."),
+            409: OpenApiResponse(CancelConflictSerializer, description="The run already ended."),
+            413: TOO_LARGE,
         },
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
+        reason = self.action_reason(request)
         self.get_run(pk)
         try:
-            run = api.cancel_run(pk, actor=request.user, source=EventSource.REST)
+            run = api.cancel_run(pk, actor=request.user, source=EventSource.REST, reason=reason)
         except RunNotFound as error:
             raise NotFound(str(error)) from None
         except InvalidTransition as error:
@@ -271,7 +314,7 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
         "started (200), so a double submit starts one run.",
         operation_id="runs_replay",
         parameters=[RUN_ID, IDEMPOTENCY_KEY],
-        request=None,
+        request=RunActionSerializer,
         responses={
             201: OpenApiResponse(RunDetailSerializer, description="The new run."),
             200: OpenApiResponse(
@@ -281,8 +324,9 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
             400: INVALID,
             403: DENIED,
             404: NOT_FOUND,
+            413: TOO_LARGE,
             409: OpenApiResponse(
-                ConflictSerializer,
+                ReplayConflictSerializer,
                 description="The workflow is no longer registered, or its trigger or "
                 "payload contract changed so the source run's payload no longer fits.",
             ),
@@ -290,11 +334,12 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def replay(self, request: Request, pk: str) -> Response:
+        reason = self.action_reason(request)
         self.get_run(pk)
         key = self.idempotency_key(request)
         try:
             run = api.replay_run(
-                pk, idempotency_key=key, actor=request.user, source=EventSource.REST
+                pk, idempotency_key=key, actor=request.user, source=EventSource.REST, reason=reason
             )
         except RunNotFound as error:
             raise NotFound(str(error)) from None
@@ -330,6 +375,15 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
                 }
             )
         return header
+
+    @staticmethod
+    def action_reason(request: Request) -> str | None:
+        """Return the reason a cancel or replay body gives; refuse any other field (400)."""
+        if not request.data:
+            return None
+        serializer = RunActionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data.get("reason") or None
 
     def get_run(self, run_id: str, *, include_history: bool = False) -> WorkflowRun:
         """Return the run for the URL, after the object-level permission checks."""

@@ -7,7 +7,7 @@ import zoneinfo
 from datetime import datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
 from squidmesh.management.arguments import MAX_RUNS_PER_TRIGGER, integer_between
@@ -16,7 +16,7 @@ from squidmesh.management.arguments import MAX_RUNS_PER_TRIGGER, integer_between
 class Command(BaseCommand):
     help = "Sync the django-q2 schedules of squidmesh cron triggers, or list them."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True, metavar="{sync,list}")
         sync = actions.add_parser("sync", help="Create, update and remove squidmesh schedules.")
         sync.add_argument(
@@ -47,7 +47,7 @@ class Command(BaseCommand):
         return set(connections) | {DEFAULT_DB_ALIAS}
 
     def sync(self, database: str | None, *, dry_run: bool) -> None:
-        from squidmesh.schedules import sync_schedules
+        from squidmesh.cron_schedules.planner import sync_schedules
 
         result = sync_schedules(using=database, dry_run=dry_run)
         verb = "would be " if dry_run else ""
@@ -60,7 +60,7 @@ class Command(BaseCommand):
         self.stdout.write(("Dry run: " if dry_run else "") + result.summary() + ".")
 
     def list(self, database: str | None, *, runs: int, as_json: bool) -> None:
-        from squidmesh.schedules import cron_triggers
+        from squidmesh.cron_schedules.read_model import cron_triggers
 
         infos = cron_triggers(runs=runs, using=database)
         if as_json:
@@ -104,7 +104,7 @@ class Command(BaseCommand):
 
 
 def _utc(moment: datetime | None) -> str:
-    from squidmesh.schedules import utc_iso
+    from squidmesh.cron_schedules.schedule_rows import utc_iso
 
     return utc_iso(moment) or "-"
 

@@ -109,3 +109,30 @@ def test_list__bounds_in_the_wrong_order_are_one_check_shared_with_the_command(s
     assert response.json() == {
         "created_before": ["created_before must be later than created_after"]
     }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("action", ["cancel", "replay"])
+def test_cancel_and_replay__reason_in_the_body_is_kept_in_the_events(staff_client, action):
+    run = squidmesh.start_run("tests.three_steps", {})
+
+    response = staff_client.post(
+        f"/api/runs/{run.pk}/{action}/", {"reason": "customer asked"}, format="json"
+    )
+
+    assert response.status_code in (200, 201), response.json()
+    event = RunEvent.objects.filter(run=run).exclude(kind="started").get()
+    assert (event.reason, event.source) == ("customer asked", "rest")
+
+
+@pytest.mark.django_db
+def test_cancel__reason_longer_than_the_limit_is_a_400_naming_it(staff_client):
+    run = squidmesh.start_run("tests.three_steps", {})
+
+    response = staff_client.post(
+        f"/api/runs/{run.pk}/cancel/", {"reason": "x" * 2001}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "reason" in response.json()
+    assert WorkflowRun.objects.get(pk=run.pk).status == "pending"

@@ -1,7 +1,7 @@
 import pytest
 
 import squidmesh
-from squidmesh.schedules import fire, sync_schedules
+from squidmesh.cron_schedules import fire, sync_schedules
 
 pytestmark = pytest.mark.django_db
 
@@ -9,7 +9,7 @@ pytestmark = pytest.mark.django_db
 def test_cron_triggers__next_fire_time_and_last_runs(staff_client):
     sync_schedules()
     tick = fire("shop.daily_report", "nightly", intended="2026-05-04T04:00:00+00:00")
-    squidmesh.start_run("shop.daily_report", "nightly", {})  # by hand: not a tick
+    squidmesh.start_run("shop.daily_report", {}, trigger="nightly")  # by hand: not a tick
 
     response = staff_client.get("/api/cron-triggers/?workflow=shop.daily_report")
 

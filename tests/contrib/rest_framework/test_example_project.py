@@ -26,5 +26,6 @@ def test_options_and_head_are_reads(staff_client):
         "workflow",
         "trigger",
         "payload",
+        "reason",
         "idempotency_key",
     }

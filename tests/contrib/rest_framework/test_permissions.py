@@ -137,3 +137,119 @@ def test_misconfigured_permission_names_the_setting(staff_client):
 
     with pytest.raises(ImproperlyConfigured, match="API_READ_PERMISSION_CLASSES"):
         staff_client.get("/api/runs/")
+
+
+# -- the admin's model permissions (the default) -------------------------------
+
+
+def detail_reads(run):
+    return [*READS, f"/api/runs/{run.pk}/", "/api/cron-triggers/"]
+
+
+def test_model_permissions__staff_without_squidmesh_permissions_gets_403_everywhere(
+    unpermitted_staff_client, run
+):
+    # Once, any staff user read every payload and could start, cancel and replay.
+    for url in detail_reads(run):
+        assert unpermitted_staff_client.get(url).status_code == 403, url
+    for url, body in writes(run):
+        assert unpermitted_staff_client.post(url, body, format="json").status_code == 403, url
+    assert list(WorkflowRun.objects.values_list("status", flat=True)) == ["pending"]
+
+
+def test_model_permissions__view_only_reads_but_cannot_start_cancel_or_replay(viewer_client, run):
+    for url in detail_reads(run):
+        assert viewer_client.get(url).status_code == 200, url
+    for url, body in writes(run):
+        assert viewer_client.post(url, body, format="json").status_code == 403, url
+    assert list(WorkflowRun.objects.values_list("status", flat=True)) == ["pending"]
+
+
+@pytest.mark.parametrize(
+    ("permission", "allowed"),
+    [("start", "/api/runs/"), ("cancel", "/cancel/"), ("replay", "/replay/")],
+)
+def test_model_permissions__each_action_needs_its_own_permission(permission, allowed, run):
+    from tests.contrib.rest_framework.conftest import client_for, staff_user
+
+    client = client_for(staff_user("acting", permission))
+    for url, body in writes(run):
+        status = client.post(url, body, format="json").status_code
+        assert (status < 400) == url.endswith(allowed), (url, status)
+
+
+def test_model_permissions__superuser_passes_without_explicit_permissions(superuser_client, run):
+    for url in detail_reads(run):
+        assert superuser_client.get(url).status_code == 200, url
+    statuses = [
+        superuser_client.post(url, body, format="json").status_code for url, body in writes(run)
+    ]
+    assert statuses == [201, 200, 201]
+
+
+def test_model_permissions__non_staff_user_with_permissions_is_refused_like_in_the_admin(run):
+    from django.contrib.auth.models import User
+
+    from tests.contrib.rest_framework.conftest import RUN_PERMISSIONS, client_for, staff_user
+
+    user = staff_user("api-client", *RUN_PERMISSIONS)
+    User.objects.filter(pk=user.pk).update(is_staff=False)
+    user.refresh_from_db()
+    assert client_for(user).get("/api/runs/").status_code == 403
+
+
+@override_settings(
+    SQUIDMESH={
+        "API_READ_PERMISSION_CLASSES": [
+            "squidmesh.contrib.rest_framework.permissions.RunModelPermissions"
+        ],
+        "API_WRITE_PERMISSION_CLASSES": [
+            "squidmesh.contrib.rest_framework.permissions.RunModelPermissions"
+        ],
+    }
+)
+def test_model_permissions__alone_admit_a_non_staff_service_account(run):
+    from django.contrib.auth.models import User
+
+    from tests.contrib.rest_framework.conftest import client_for, staff_user
+
+    user = staff_user("service", "view", "start")
+    User.objects.filter(pk=user.pk).update(is_staff=False)
+    user.refresh_from_db()
+    client = client_for(user)
+    assert client.get("/api/runs/").status_code == 200
+    assert (
+        client.post("/api/runs/", {"workflow": "tests.three_steps"}, format="json").status_code
+        == 201
+    )
+    assert client.post(f"/api/runs/{run.pk}/cancel/").status_code == 403
+
+
+def test_model_permissions__browsable_form_and_options_follow_the_start_permission(
+    viewer_client, staff_client
+):
+    assert (
+        b'id="post-object-form"'
+        not in viewer_client.get("/api/runs/", HTTP_ACCEPT="text/html").content
+    )
+    assert "actions" not in viewer_client.options("/api/runs/").json()
+    assert "POST" in staff_client.options("/api/runs/").json()["actions"]
+
+
+def test_model_permissions__cost_two_queries_per_request_of_a_non_superuser(run):
+    # Django's ModelBackend loads the user's and the groups' permissions once per
+    # user object, i.e. once per request; the admin pays the same.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.contrib.rest_framework.conftest import client_for, staff_user
+
+    warm = staff_user("warm", "view")
+    cold = staff_user("cold", "view")
+    cold = type(cold).objects.get(pk=cold.pk)  # a fresh object, as each request loads
+    counts = []
+    for user in (warm, cold):
+        with CaptureQueriesContext(connection) as captured:
+            assert client_for(user).get(f"/api/runs/{run.pk}/").status_code == 200
+        counts.append(len(captured))
+    assert counts[1] - counts[0] == 2

@@ -1,3 +1,4 @@
+import json
 import uuid
 
 import pytest
@@ -52,7 +53,7 @@ def test_list_runs__filters(staff_client, query, expected):
         "pending": start("pending"),
         "cancelled": squidmesh.cancel_run(start("cancelled").pk),
         "flaky": squidmesh.start_run("tests.flaky", {}),
-        "report": squidmesh.start_run("shop.daily_report", "on_demand", {}),
+        "report": squidmesh.start_run("shop.daily_report", {}, trigger="on_demand"),
     }
     names = {str(run.pk): name for name, run in runs.items()}
 
@@ -86,7 +87,18 @@ def test_list_runs__created_range_includes_after_and_excludes_before(staff_clien
         ("limit=0", "limit"),
         ("limit=abc", "limit"),
         ("limit=1001", "limit"),
+        ("limit=%EF%BC%91", "limit"),  # a full-width 1, which int() reads as 1
         ("cursor=not-a-cursor", "cursor"),
+        # Well-formed cursors with a position that is no time ("p=notadate&r=1",
+        # "p=\x00"), once a ValidationError (500) from the database filter.
+        ("cursor=cD1ub3RhZGF0ZSZyPTE=", "cursor"),
+        ("cursor=cD0A", "cursor"),
+        # Empty values were read as "no filter", despite the schema's minLength.
+        ("workflow=", "workflow"),
+        ("status=", "status"),
+        ("trigger=", "trigger"),
+        ("created_after=", "created_after"),
+        ("cursor=cD0yMDI1LTEzLTQ1IDAwOjAwOjAw", "cursor"),  # p=2025-13-45 00:00:00
     ],
 )
 def test_list_runs__bad_query_parameter_is_400_naming_it(staff_client, query, parameter):
@@ -218,9 +230,10 @@ def test_run_detail__matches_the_shared_representation(staff_client):
     assert body == expected
 
 
-def test_run_detail__bad_history_flag_is_400(staff_client):
+@pytest.mark.parametrize("flag", ["perhaps", ""])
+def test_run_detail__bad_history_flag_is_400(staff_client, flag):
     run = start()
-    response = staff_client.get(f"/api/runs/{run.pk}/?history=perhaps")
+    response = staff_client.get(f"/api/runs/{run.pk}/?history={flag}")
     assert response.status_code == 400
     assert list(response.json()) == ["history"]
 
@@ -312,6 +325,35 @@ def test_create_run__same_idempotency_key_returns_the_first_run_with_200(staff_c
             {"workflow": "tests.three_steps", "payload": ["label"]},
             {"payload": ["Expected a JSON object of payload fields."]},
         ),
+        # An explicit null is refused, as start_run(workflow, None) is.
+        (
+            {"workflow": "tests.three_steps", "payload": None},
+            {"payload": ["Expected a JSON object of payload fields, not null."]},
+        ),
+        # Misspelt optional fields were dropped and the run started on defaults.
+        (
+            {"workflow": "tests.three_steps", "paylod": {"label": "a"}, "idempotency-key": "abc"},
+            {"idempotency-key": ["Unknown field."], "paylod": ["Unknown field."]},
+        ),
+        (
+            {"workflow": "nope", "extra": 1},
+            {"extra": ["Unknown field."]},
+        ),
+        (
+            {"workflow": "tests.three_steps", "trigger": ""},
+            {"trigger": ["This field may not be blank."]},
+        ),
+        (
+            {
+                "workflow": "shop.order_fulfilment",
+                "payload": {"order_ref": "A", "amount_cents": 10**20},
+            },
+            {"payload": {"amount_cents": ["must be at most 2147483647"]}},
+        ),
+        (
+            {"workflow": "tests.flaky", "payload": {"fail_times": 99999999999999999999999}},
+            {"payload": {"fail_times": ["must be at most 9223372036854775807"]}},
+        ),
         (
             {"workflow": "tests.three_steps", "idempotency_key": ""},
             {"idempotency_key": ["This field may not be blank."]},
@@ -340,6 +382,87 @@ def test_create_run__malformed_or_non_object_body_is_400(staff_client, content):
 
     assert response.status_code == 400
     assert not WorkflowRun.objects.exists()
+
+
+def nested_body(levels: int) -> str:
+    return (
+        '{"workflow": "shop.order_fulfilment", "trigger": "backoffice", "payload": '
+        '{"order_ref": "D", "amount_cents": 1, "metadata": '
+        + '{"a": ' * levels
+        + "1"
+        + "}" * levels
+        + "}}"
+    )
+
+
+@pytest.mark.parametrize("levels", [40, 900, 5000, 100_000])
+def test_create_run__deeply_nested_payload_is_400_never_a_recursion_error(staff_client, levels):
+    # About a thousand levels once raised RecursionError (a 500) in parsing or validation.
+    response = staff_client.generic(
+        "POST", "/api/runs/", nested_body(levels), content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    body = response.json()
+    if "payload" in body:
+        assert body == {
+            "payload": {
+                "metadata": [
+                    "must not nest objects and lists deeper than 32 levels "
+                    "(SQUIDMESH['MAX_PAYLOAD_DEPTH'], counting the payload itself)"
+                ]
+            }
+        }
+    else:  # too deep for Python's JSON decoder
+        assert body == {"detail": "JSON parse error - the body is nested too deeply."}
+    assert not WorkflowRun.objects.exists()
+
+
+def test_create_run__payload_within_the_depth_limit_starts(staff_client):
+    response = staff_client.generic(
+        "POST", "/api/runs/", nested_body(30), content_type="application/json"
+    )
+    assert response.status_code == 201
+
+
+def test_create_run__body_over_the_upload_limit_is_413_json(staff_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000_000
+    body = json.dumps({"workflow": "tests.three_steps", "payload": {"label": "x" * 10_000_000}})
+
+    response = staff_client.generic("POST", "/api/runs/", body, content_type="application/json")
+
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "detail": "The request body is too large (DATA_UPLOAD_MAX_MEMORY_SIZE)."
+    }
+    assert not WorkflowRun.objects.exists()
+
+
+def test_list_runs__too_many_query_fields_is_400_json(staff_client, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    response = staff_client.get("/api/runs/?" + "&".join(f"x{n}=1" for n in range(20)))
+    assert response.status_code == 400
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("action", ["cancel", "replay"])
+def test_cancel_and_replay__a_body_with_fields_is_400_naming_them(staff_client, action):
+    run = start()
+
+    response = staff_client.post(f"/api/runs/{run.pk}/{action}/", {"force": True}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"force": ["Unknown field."]}
+    assert squidmesh.inspect_run(run.pk).status == "pending"
+    assert WorkflowRun.objects.count() == 1
+
+
+@pytest.mark.parametrize("action", ["cancel", "replay"])
+def test_cancel_and_replay__an_empty_object_body_is_fine(staff_client, action):
+    run = start()
+    response = staff_client.post(f"/api/runs/{run.pk}/{action}/", {}, format="json")
+    assert response.status_code in (200, 201)
 
 
 # -- cancel -------------------------------------------------------------------

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.cluster
 
 def test_cancel_run__executing_step_makes_the_run_cancelling_then_cancelled(cluster):
     client = APIClient()
-    client.force_authenticate(User.objects.create_user("operator", is_staff=True))
+    client.force_authenticate(User.objects.create_superuser("operator", "op@example.com", "pw"))
     started = client.post(
         "/api/runs/", {"workflow": "tests.slow", "payload": {"sleep": 3}}, format="json"
     )

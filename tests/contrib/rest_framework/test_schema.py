@@ -107,3 +107,48 @@ def test_browsable_api__renders_run_detail_and_action_errors(staff_client):
     assert str(run.pk).encode() in page.content
     assert conflict.status_code == 409
     assert b"already completed" in conflict.content
+
+
+def response_schema(schema, path, code):
+    content = schema["paths"][path]["post"]["responses"][code]["content"]["application/json"]
+    name = content["schema"]["$ref"].rsplit("/", 1)[1]
+    return schema["components"]["schemas"][name]
+
+
+def test_schema__conflict_responses_require_only_the_keys_each_action_sends(staff_client):
+    # One Conflict schema once required detail, payload and status: a cancel 409
+    # has no payload, a replay 409 no status (schemathesis ST108).
+    import jsonschema
+
+    import squidmesh
+
+    schema = json.loads(staff_client.get("/api/schema/?format=json").content)
+    cancel = response_schema(schema, "/api/runs/{id}/cancel/", "409")
+    replay = response_schema(schema, "/api/runs/{id}/replay/", "409")
+    assert sorted(cancel["required"]) == ["detail", "status"]
+    assert replay["required"] == ["detail"]
+    assert set(replay["properties"]) == {"detail", "payload"}
+
+    run = squidmesh.start_run("tests.three_steps", {})
+    squidmesh.cancel_run(run.pk)
+    refused = staff_client.post(f"/api/runs/{run.pk}/cancel/")
+    assert refused.status_code == 409
+    resolver = {"components": schema["components"], **cancel}
+    jsonschema.validate(refused.json(), resolver)
+
+
+def test_schema__limit_documents_its_bounds(staff_client, settings):
+    settings.SQUIDMESH = {"MAX_LIST_LIMIT": 500}
+    schema = json.loads(staff_client.get("/api/schema/?format=json").content)
+    limit = next(
+        p for p in schema["paths"]["/api/runs/"]["get"]["parameters"] if p["name"] == "limit"
+    )
+    assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 500}
+
+
+def test_schema__start_body_refuses_null_payload_and_documents_413(staff_client):
+    schema = json.loads(staff_client.get("/api/schema/?format=json").content)
+    start = schema["components"]["schemas"]["RunStart"]["properties"]
+    assert "nullable" not in start["payload"]
+    assert start["payload"]["type"] == "object"
+    assert "413" in schema["paths"]["/api/runs/"]["post"]["responses"]

@@ -33,10 +33,10 @@ class Command(BaseCommand):
                 ),
                 squidmesh.start_run(
                     "shop.order_fulfilment",
-                    "backoffice",
                     {"order_ref": f"{reference}-X", "amount_cents": 999, "card": "stolen"},
+                    trigger="backoffice",
                 ),
-                squidmesh.start_run("shop.daily_report", "on_demand", {}),
+                squidmesh.start_run("shop.daily_report", {}, trigger="on_demand"),
             ]
             for run in runs:
                 self.stdout.write(f"started {run.workflow} run {run.pk} ({run.trigger})")
