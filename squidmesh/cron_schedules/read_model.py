@@ -93,6 +93,8 @@ def cron_triggers(
     infos = []
     for entry in entries:
         schedule = entry.schedule
+        expression: str | None
+        zone: str | None
         if entry.definition is not None:
             expression, zone = entry.definition.expression, entry.definition.timezone
         else:  # an orphaned schedule: what its row says
@@ -122,9 +124,11 @@ def _matching(keys: list[TriggerKey]) -> Q:
 
 
 def _newest_per_trigger(queryset: QuerySet[Any], order: list[OrderBy], limit: int) -> QuerySet[Any]:
-    return queryset.annotate(
+    # The django-stubs plugin types `annotate` of a `QuerySet[Any]` as Any.
+    newest: QuerySet[Any] = queryset.annotate(
         position=Window(RowNumber(), partition_by=[F("workflow"), F("trigger")], order_by=order)
     ).filter(position__lte=limit)
+    return newest
 
 
 def _recent_runs(keys: list[TriggerKey], limit: int) -> dict[TriggerKey, list[dict[str, Any]]]:
