@@ -12,9 +12,11 @@ class SquidmeshConfig(AppConfig):
     def ready(self) -> None:
         from squidmesh import checks  # noqa: F401 - registers the system checks
         from squidmesh.registry import registry
+        from squidmesh.runtime import delivery
         from squidmesh.runtime.context import install_log_record_factory
 
         install_log_record_factory()
+        delivery.connect()  # django-q2's pre_execute: the queue row a worker runs
         registry.autodiscover()
         self._connect_cron()
         self._connect_relay()
