@@ -14,6 +14,7 @@ from django.utils import timezone as django_timezone
 
 from squidmesh.conf import settings
 from squidmesh.exceptions import SquidmeshError
+from squidmesh.lifecycle import CronState
 from squidmesh.registry import WorkflowRegistry
 from squidmesh.registry import registry as default_registry
 from squidmesh.workflow.triggers import CronTrigger, next_fire_time
@@ -47,13 +48,9 @@ INTENDED_KWARG = "intended"
 #: Length of django-q2's `Schedule.name`.
 MAX_NAME_LENGTH = 100
 
-# What `sync_schedules` does (or did) for a cron trigger, as `CronTriggerInfo.state`.
-ACTIVE = "active"  # its schedule matches the definition
-MISSING = "missing"  # no schedule yet: sync creates it
-OUTDATED = "outdated"  # expression, time zone or cluster changed: sync updates it
-DISABLED = "disabled"  # opted out by SQUIDMESH['CRON_WORKFLOWS'] / ['CRON_EXCLUDE']
-INVALID = "invalid"  # the trigger's definition is broken: never scheduled
-ORPHANED = "orphaned"  # a squidmesh schedule no active trigger wants: sync removes it
+# What `sync_schedules` does (or did) for a cron trigger (`lifecycle.CronState`).
+ACTIVE, MISSING, OUTDATED = CronState.ACTIVE, CronState.MISSING, CronState.OUTDATED
+DISABLED, INVALID, ORPHANED = CronState.DISABLED, CronState.INVALID, CronState.ORPHANED
 
 
 def is_activated(workflow: str) -> bool:
@@ -178,7 +175,7 @@ class _Entry:
         return changes
 
     @property
-    def state(self) -> str:
+    def state(self) -> CronState:
         if self.definition is None or (not self.wanted and self.schedule is not None):
             return ORPHANED
         if not self.wanted:
@@ -539,7 +536,7 @@ class CronTriggerInfo:
     expression: str | None
     timezone: str | None
     #: One of active, missing, outdated, disabled, invalid, orphaned (see docs/cron.md).
-    state: str
+    state: CronState
     schedule_id: int | None
     #: When django-q2 will next fire the schedule (None without a schedule).
     next_fire_time: datetime | None

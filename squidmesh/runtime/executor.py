@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from squidmesh import signals, state
 from squidmesh.conf import settings
-from squidmesh.exceptions import DeliveryDeferred, StepFailure
+from squidmesh.exceptions import DeliveryDeferred
 from squidmesh.identifiers import RunId, parse_run_id
 from squidmesh.lifecycle import TERMINAL_STATUSES, AttemptStatus, RunStatus, StepStatus
 from squidmesh.models import StepAttempt, StepRun, WorkflowRun
@@ -40,7 +40,7 @@ from squidmesh.runtime.delivery import (
     rearm_timeout,
     worker_timer_available,
 )
-from squidmesh.runtime.outcome import StepOutcome, check_output, database_lost, first_line
+from squidmesh.runtime.outcome import StepOutcome, first_line, run_step_body
 from squidmesh.state.claims import Awaiting, default_timeout
 from squidmesh.workflow.steps import COMPLETE, Step
 
@@ -207,8 +207,6 @@ class StepExecutor:
     # -- phase 2 -----------------------------------------------------------
 
     def _run_body(self, claim: Claim) -> StepOutcome:
-        from django_q.exceptions import TimeoutException
-
         run = claim.run
         ctx = StepContext(
             run_id=str(run.pk),
@@ -220,26 +218,7 @@ class StepExecutor:
             context=dict(run.context),
         )
         self.ctx = ctx
-        with ctx:
-            try:
-                output = claim.step.execute({**run.payload, **run.context}, ctx)
-            except StepFailure as failure:
-                return StepOutcome.failure(failure.as_error(), retryable=failure.retryable)
-            except TimeoutException as timeout:
-                # django-q2's alarm for the task timeout; the worker goes on.
-                return StepOutcome.failure(
-                    {"type": "Timeout", "message": str(timeout)}, retryable=True
-                )
-            except Exception as error:
-                if database_lost(error):
-                    # The database went away under the body (a restart, a
-                    # failover): like a killed worker, that says nothing
-                    # about the step, so it is an interruption (`_finish`).
-                    connection.close()  # `_finish` records it on a new connection
-                    return StepOutcome.database_lost(error)
-                ctx.logger.warning("step %s raised %r", self.step_name, error)
-                return StepOutcome.from_exception(error)
-        return check_output(output)
+        return run_step_body(claim.step, {**run.payload, **run.context}, ctx)
 
     @property
     def note(self) -> str | None:

@@ -12,9 +12,12 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError, connection
 
 from squidmesh.conf import settings
+from squidmesh.exceptions import StepFailure
+from squidmesh.runtime.context import StepContext
 from squidmesh.workflow.fields import storage_problem
+from squidmesh.workflow.steps import Step
 
-__all__ = ["StepOutcome", "check_output", "database_lost", "first_line"]
+__all__ = ["StepOutcome", "check_output", "database_lost", "first_line", "run_step_body"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,31 @@ class StepOutcome:
             retryable=True,
             interrupted=True,
         )
+
+
+def run_step_body(step: Step, data: dict[str, Any], ctx: StepContext) -> StepOutcome:
+    """Run the body of `step` with `data` (payload + context) outside any transaction."""
+    from django_q.exceptions import TimeoutException
+
+    with ctx:
+        try:
+            output = step.execute(data, ctx)
+        except StepFailure as failure:
+            return StepOutcome.failure(failure.as_error(), retryable=failure.retryable)
+        except TimeoutException as timeout:
+            # django-q2's alarm for the task timeout; the worker goes on.
+            return StepOutcome.failure({"type": "Timeout", "message": str(timeout)}, retryable=True)
+        except Exception as error:
+            if database_lost(error):
+                # The database went away under the body (a restart, a
+                # failover): like a killed worker, that says nothing about
+                # the step, so it is an interruption, recorded on a new
+                # connection.
+                connection.close()
+                return StepOutcome.database_lost(error)
+            ctx.logger.warning("step %s raised %r", ctx.step, error)
+            return StepOutcome.from_exception(error)
+    return check_output(output)
 
 
 def check_output(output: Any) -> StepOutcome:
