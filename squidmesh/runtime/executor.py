@@ -310,7 +310,7 @@ class StepExecutor:
     ) -> str:
         """Record a succeeded step on a run someone wrote since the claim (under its lock)."""
         context = {**run.context, **output}
-        self._record_success(claim, output, run, duration)
+        self._record_success(claim, output, self._metadata(run), duration)
         if run.status == RunStatus.CANCELLING:
             state.finish_cancellation(run, context=context)
             return "completed; run cancelled"
@@ -325,15 +325,10 @@ class StepExecutor:
         return "completed"
 
     def _record_success(
-        self,
-        claim: Claim,
-        output: dict[str, Any],
-        run: WorkflowRun | dict[str, Any],
-        duration: float,
+        self, claim: Claim, output: dict[str, Any], metadata: dict[str, Any], duration: float
     ) -> None:
-        """Mark the step run completed and signal it (run: the run, or its metadata as signalled)."""
+        """Mark the step run completed and signal it with `metadata` (the run as it was read)."""
         state.record_success(claim.step_run, output, self.note, claim.attempt.finished_at)
-        metadata = run if isinstance(run, dict) else self._metadata(run)
         signals.send_after_commit(
             signals.step_completed, self.workflow_name, **metadata, duration=duration
         )
