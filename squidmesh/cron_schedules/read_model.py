@@ -18,6 +18,7 @@ from squidmesh.cron_schedules.schedule_rows import (
     schedule_kwargs,
     utc_iso,
 )
+from squidmesh.lifecycle import CronState
 from squidmesh.registry import WorkflowRegistry
 from squidmesh.registry import registry as default_registry
 
@@ -38,7 +39,7 @@ class CronTriggerInfo:
     expression: str | None
     timezone: str | None
     #: One of active, missing, outdated, disabled, invalid, orphaned (see docs/cron.md).
-    state: str
+    state: CronState
     schedule_id: int | None
     #: When django-q2 will next fire the schedule (None without a schedule).
     next_fire_time: datetime | None

@@ -37,7 +37,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connections, router, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from squidmesh.conf import settings
@@ -83,6 +82,7 @@ class Relay:
     def relay_once(self) -> RelayPass:
         """Hand over up to `batch` due messages in one transaction and delete them."""
         from squidmesh.models import OutboxMessage
+        from squidmesh.state.outbox import forget_handed_over, record_refused_handover
 
         now = timezone.now()
         # A plain read first: an idle relay costs one indexed query per poll.
@@ -102,13 +102,9 @@ class Relay:
                     self._brokers.pop(message.cluster, None)  # reconnect next time
                     break
                 sent.append(message.pk)
-            if sent:
-                OutboxMessage.objects.filter(pk__in=sent).delete()
+            forget_handed_over(sent)
             if error is not None:
-                OutboxMessage.objects.filter(pk=messages[len(sent)].pk).update(
-                    failed_handovers=F("failed_handovers") + 1,
-                    last_error=f"{type(error).__name__}: {error}"[:2000],
-                )
+                record_refused_handover(messages[len(sent)], error)
         return RelayPass(handed_over=len(sent), error=error and f"{type(error).__name__}: {error}")
 
     def step(self) -> float:
