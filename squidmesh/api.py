@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 
 from squidmesh.audit import Audit, EventKind
 from squidmesh.conf import settings
@@ -22,6 +22,7 @@ from squidmesh.exceptions import (
 from squidmesh.identifiers import RunId, parse_run_id
 from squidmesh.lifecycle import TERMINAL_STATUSES, AttemptStatus, RunStatus
 from squidmesh.models import StepAttempt, StepRun, WorkflowRun
+from squidmesh.querysets import WorkflowRunQuerySet
 from squidmesh.registry import registry
 from squidmesh.state import (
     StartResult,
@@ -158,7 +159,9 @@ def inspect_run(run_id: RunId | str, include_history: bool = False) -> WorkflowR
     """
     queryset = WorkflowRun.objects.all()
     if include_history:
-        queryset = queryset.prefetch_related(
+        # `to_attr="history"` fills the `WorkflowRun.history` setter; django-stubs
+        # reads it as a new attribute clashing with that property.
+        queryset = queryset.prefetch_related(  # type: ignore[no-redef]
             Prefetch(
                 "step_runs",
                 queryset=StepRun.objects.in_order().prefetch_related(
@@ -199,7 +202,7 @@ def resolve_run_id(text: str) -> RunId:
     return candidates[0]
 
 
-def _get_run(queryset: Any, run_id: Any) -> WorkflowRun:
+def _get_run(queryset: QuerySet[WorkflowRun], run_id: Any) -> WorkflowRun:
     try:
         key = parse_run_id(run_id)
     except ValueError:
@@ -248,14 +251,14 @@ def list_runs(
 
 
 def filter_runs(
-    queryset,
+    queryset: WorkflowRunQuerySet,
     *,
     workflow: WorkflowRef | None = None,
     status: str | None = None,
     trigger: str | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
-):
+) -> WorkflowRunQuerySet:
     """Return `queryset` narrowed by the filters of `list_runs` (which it validates).
 
     The one place the run filters are checked, shared by `list_runs`, the

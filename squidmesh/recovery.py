@@ -220,7 +220,8 @@ def _queue_backlog(cutoff: datetime) -> bool:
         from django_q.models import OrmQ
 
         # Pullable rows have `lock` in the past (a pull leases them into the future).
-        return OrmQ.objects.using(Conf.ORM).filter(key=key, lock__lt=cutoff).exists()
+        pullable: bool = OrmQ.objects.using(Conf.ORM).filter(key=key, lock__lt=cutoff).exists()
+        return pullable
     if not dispatcher.uses_outbox:
         return False
     from squidmesh.models import OutboxMessage

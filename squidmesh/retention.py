@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connections, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from squidmesh.conf import settings
@@ -95,7 +96,13 @@ def prune_runs(
     return pruned
 
 
-def _delete_batch(expired, batch_size: int, pruned: Pruned, *, after=None):
+def _delete_batch(
+    expired: QuerySet[WorkflowRun],
+    batch_size: int,
+    pruned: Pruned,
+    *,
+    after: datetime | None = None,
+) -> datetime | None:
     """Delete the oldest `batch_size` expired runs created at or after `after`.
 
     Return the creation time of the last one deleted when the batch was full

@@ -221,7 +221,7 @@ class StepExecutor:
         return run_step_body(claim.step, {**run.payload, **run.context}, ctx)
 
     @property
-    def note(self) -> str | None:
+    def note(self) -> dict[str, Any] | None:
         """The note the body left on its context (`ctx.note`), recorded with the step."""
         return self.ctx.note if self.ctx is not None else None
 

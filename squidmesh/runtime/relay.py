@@ -32,14 +32,18 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connections, router, transaction
 from django.utils import timezone
 
 from squidmesh.conf import settings
+
+if TYPE_CHECKING:
+    from squidmesh.runtime.dispatcher import Dispatcher
 
 __all__ = [
     "Relay",
@@ -105,7 +109,8 @@ class Relay:
             forget_handed_over(sent)
             if error is not None:
                 record_refused_handover(messages[len(sent)], error)
-        return RelayPass(handed_over=len(sent), error=error and f"{type(error).__name__}: {error}")
+        reason = None if error is None else f"{type(error).__name__}: {error}"
+        return RelayPass(handed_over=len(sent), error=reason)
 
     def step(self) -> float:
         """Run one pass (and the dead-worker check when due); return how long to sleep."""
@@ -142,7 +147,8 @@ class Relay:
                 stop.wait(pause)
 
     def _backoff(self) -> float:
-        return min(self.poll * 2 ** min(self.failures, 10), MAX_BACKOFF)
+        backoff: float = min(self.poll * 2 ** min(self.failures, 10), MAX_BACKOFF)
+        return backoff
 
     def _broker(self, cluster: str | None) -> Any:
         if cluster not in self._brokers:
@@ -240,7 +246,7 @@ def _elected_relay() -> None:
     Relay().run()
 
 
-def _machine_lock():
+def _machine_lock() -> Callable[[], bool] | None:
     """Return a callable that tries to take this machine's relay lock (None: no file locks)."""
     try:
         import fcntl
@@ -268,7 +274,7 @@ def _alias() -> str:
     return router.db_for_write(OutboxMessage)
 
 
-def _dispatcher():
+def _dispatcher() -> Dispatcher:
     from squidmesh.runtime.dispatcher import get_dispatcher
 
     return get_dispatcher()

@@ -86,4 +86,5 @@ def default_timeout() -> float | None:
     """Return django-q2's task timeout (`Q_CLUSTER["timeout"]`), the limit of a step without one."""
     from django_q.conf import Conf
 
-    return Conf.TIMEOUT
+    timeout: float | None = Conf.TIMEOUT
+    return timeout

@@ -105,7 +105,10 @@ def interrupt_attempt(attempt: StepAttempt) -> bool:
 
 
 def record_success(
-    step_run: StepRun, output: dict[str, Any], note: str | None, finished_at: datetime | None
+    step_run: StepRun,
+    output: dict[str, Any],
+    note: dict[str, Any] | None,
+    finished_at: datetime | None,
 ) -> None:
     """Mark the step run `completed` with the output of its succeeded attempt."""
     StepRun.objects.filter(pk=step_run.pk).update(
@@ -227,7 +230,8 @@ def _retry_after(error: dict[str, Any] | None) -> float | None:
     value = (error or {}).get("retry_after")
     if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
         return None
-    return min(float(value), settings.MAX_RETRY_AFTER)
+    cap: float = settings.MAX_RETRY_AFTER
+    return min(float(value), cap)
 
 
 def record_interruption(
