@@ -14,7 +14,9 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from squidmesh.exceptions import (
+    InvalidArgument,
     InvalidFilter,
+    InvalidIdempotencyKey,
     InvalidPayload,
     InvalidTransition,
     RunNotFound,
@@ -50,7 +52,9 @@ __version__ = "0.1.0"
 __all__ = [
     "COMPLETE",
     "TODAY",
+    "InvalidArgument",
     "InvalidFilter",
+    "InvalidIdempotencyKey",
     "InvalidPayload",
     "InvalidTransition",
     "Payload",

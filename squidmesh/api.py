@@ -2,39 +2,49 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch
-from django.utils import timezone
+from django.db.models import Prefetch, QuerySet
 
-from squidmesh import signals
 from squidmesh.audit import Audit, EventKind
 from squidmesh.conf import settings
-from squidmesh.exceptions import AmbiguousRunId, InvalidFilter, InvalidTransition, RunNotFound
+from squidmesh.exceptions import (
+    AmbiguousRunId,
+    InvalidFilter,
+    InvalidIdempotencyKey,
+    InvalidTransition,
+    RunNotFound,
+)
+from squidmesh.identifiers import RunId, parse_run_id
 from squidmesh.lifecycle import TERMINAL_STATUSES, AttemptStatus, RunStatus
-from squidmesh.models import RunEvent, StepAttempt, StepRun, WorkflowRun
+from squidmesh.models import StepAttempt, StepRun, WorkflowRun
+from squidmesh.querysets import WorkflowRunQuerySet
 from squidmesh.registry import registry
-from squidmesh.runtime.executor import (
-    dispatch_step,
+from squidmesh.state import (
+    StartResult,
+    create_run,
     finish_cancellation,
-    run_metadata,
+    record_events,
     transition_run,
 )
 from squidmesh.workflow.base import Workflow
 
 __all__ = [
+    "StartResult",
     "cancel_run",
     "filter_runs",
     "inspect_run",
     "list_runs",
     "replay_run",
+    "replay_run_once",
     "resolve_run_id",
+    "run_with_idempotency_key",
     "start_run",
+    "start_run_once",
 ]
 
 #: Candidates an ambiguous run id prefix lists.
@@ -66,17 +76,44 @@ def start_run(
     one. The run and the dispatch of its entry step commit together.
 
     With `idempotency_key`, a second call with the same key for the same
-    workflow returns the run the first call started. The returned run's
-    `started_now` attribute says whether this call started it.
+    workflow returns the run the first call started; `start_run_once`
+    also says which of the two happened.
 
     A `started` event records `actor` (a user or a string; default
     `"system"`), `source` (an `EventSource`; default `"api"`) and `reason`
     in the run's audit trail, in the transaction that creates the run.
 
     Raise `UnknownWorkflow`, `UnknownTrigger` or `InvalidPayload` (also for
-    an explicit `None` or any payload that is not a mapping), or
-    `InvalidFilter` for a bad idempotency key, actor, source or reason;
-    nothing is persisted then.
+    an explicit `None` or any payload that is not a mapping),
+    `InvalidIdempotencyKey` for a key that is not a string of 1 to 255
+    characters, or `InvalidArgument` naming the `actor`, `source` or
+    `reason` at fault; nothing is persisted then.
+    """
+    return start_run_once(
+        workflow,
+        payload,
+        trigger=trigger,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        reason=reason,
+        source=source,
+    ).run
+
+
+def start_run_once(
+    workflow: WorkflowRef,
+    payload: Mapping[str, Any] = EMPTY_PAYLOAD,
+    *,
+    trigger: str | None = None,
+    idempotency_key: str | None = None,
+    actor: Any = None,
+    reason: str | None = None,
+    source: str | None = None,
+) -> StartResult:
+    """Do what `start_run` does; return the run and whether this call started it.
+
+    `StartResult.started_now` is False when `idempotency_key` matched a run
+    started earlier (the REST API answers 200 instead of 201 then).
     """
     definition = registry.get(workflow)
     chosen = definition.get_trigger(trigger)
@@ -84,86 +121,35 @@ def start_run(
     audit = Audit.of(actor, source, reason)
     if idempotency_key is not None:
         _check_idempotency_key(idempotency_key)
-        existing = _run_with_key(definition.name, idempotency_key)
+        existing = run_with_idempotency_key(definition.name, idempotency_key)
         if existing is not None:
-            existing.started_now = False
-            return existing
+            return StartResult(existing, started_now=False)
     try:
-        return _create_run(
+        run = create_run(
             definition, chosen.name, cleaned, idempotency_key=idempotency_key, audit=audit
         )
     except IntegrityError:
         # A concurrent start with the same idempotency key won the insert.
-        existing = _run_with_key(definition.name, idempotency_key) if idempotency_key else None
+        existing = (
+            run_with_idempotency_key(definition.name, idempotency_key) if idempotency_key else None
+        )
         if existing is None:
             raise
-        existing.started_now = False
-        return existing
+        return StartResult(existing, started_now=False)
+    return StartResult(run, started_now=True)
 
 
 def _check_idempotency_key(key: Any) -> None:
     if not isinstance(key, str) or not 0 < len(key) <= 255:
-        raise InvalidFilter(
-            "idempotency_key must be a string of 1 to 255 characters", field="idempotency_key"
-        )
+        raise InvalidIdempotencyKey("idempotency_key must be a string of 1 to 255 characters")
 
 
-def _run_with_key(workflow: str, key: str) -> WorkflowRun | None:
+def run_with_idempotency_key(workflow: str, key: str) -> WorkflowRun | None:
+    """Return the run of `workflow` started with idempotency key `key`, if any."""
     return WorkflowRun.objects.filter(workflow=workflow, idempotency_key=key).first()
 
 
-@transaction.atomic
-def _create_run(
-    definition: type[Workflow],
-    trigger: str,
-    payload: dict[str, Any],
-    *,
-    idempotency_key: str | None = None,
-    replayed_from: WorkflowRun | None = None,
-    initial_context: Mapping[str, Any] | None = None,
-    audit: Audit | None = None,
-) -> WorkflowRun:
-    entry = definition.steps[definition.entry_step]
-    now = timezone.now()
-    delay = entry.delay_before(payload)
-    due = now + timedelta(seconds=delay) if delay else None
-    run = WorkflowRun.objects.create(
-        id=uuid.uuid4(),
-        workflow=definition.name,
-        trigger=trigger,
-        status=RunStatus.PENDING,
-        payload=payload,
-        context=dict(initial_context or {}),
-        current_step=entry.name,
-        idempotency_key=idempotency_key,
-        replayed_from=replayed_from,
-        scheduled_for=due,
-        created_at=now,
-        updated_at=now,
-    )
-    run.started_now = True
-    audit = audit or Audit()
-    if replayed_from is None:
-        audit.record(run, EventKind.STARTED)
-    else:
-        # Both ends of the replay in one INSERT.
-        RunEvent.objects.bulk_create(
-            [
-                audit.event(replayed_from, EventKind.REPLAYED, replay=str(run.pk)),
-                audit.event(run, EventKind.REPLAY_OF, source=str(replayed_from.pk)),
-            ]
-        )
-    metadata = run_metadata(run)
-    signals.send_after_commit(signals.run_created, run.workflow, **metadata)
-    if replayed_from is not None:
-        signals.send_after_commit(
-            signals.run_replayed, run.workflow, **metadata, replayed_from=str(replayed_from.pk)
-        )
-    dispatch_step(run, entry, 1, due)
-    return run
-
-
-def inspect_run(run_id: Any, include_history: bool = False) -> WorkflowRun:
+def inspect_run(run_id: RunId | str, include_history: bool = False) -> WorkflowRun:
     """Return the run with `run_id`.
 
     With `include_history`, `run.history` lists its step runs in execution
@@ -173,7 +159,9 @@ def inspect_run(run_id: Any, include_history: bool = False) -> WorkflowRun:
     """
     queryset = WorkflowRun.objects.all()
     if include_history:
-        queryset = queryset.prefetch_related(
+        # `to_attr="history"` fills the `WorkflowRun.history` setter; django-stubs
+        # reads it as a new attribute clashing with that property.
+        queryset = queryset.prefetch_related(  # type: ignore[no-redef]
             Prefetch(
                 "step_runs",
                 queryset=StepRun.objects.in_order().prefetch_related(
@@ -186,7 +174,7 @@ def inspect_run(run_id: Any, include_history: bool = False) -> WorkflowRun:
     return _get_run(queryset, run_id)
 
 
-def resolve_run_id(text: str) -> uuid.UUID:
+def resolve_run_id(text: str) -> RunId:
     """Return the id of the run `text` names: a whole run id, or the start of exactly one.
 
     A prefix is 8 or more hex digits (hyphens allowed), as the admin shows
@@ -195,7 +183,7 @@ def resolve_run_id(text: str) -> uuid.UUID:
     """
     text = str(text).strip()
     try:
-        return uuid.UUID(text)
+        return parse_run_id(text)
     except ValueError:
         pass
     candidates = list(
@@ -214,10 +202,10 @@ def resolve_run_id(text: str) -> uuid.UUID:
     return candidates[0]
 
 
-def _get_run(queryset, run_id: Any) -> WorkflowRun:
+def _get_run(queryset: QuerySet[WorkflowRun], run_id: Any) -> WorkflowRun:
     try:
-        key = run_id if isinstance(run_id, uuid.UUID) else uuid.UUID(str(run_id))
-    except (TypeError, ValueError, AttributeError):
+        key = parse_run_id(run_id)
+    except ValueError:
         raise RunNotFound(run_id) from None
     run = queryset.filter(pk=key).first()
     if run is None:
@@ -263,14 +251,14 @@ def list_runs(
 
 
 def filter_runs(
-    queryset,
+    queryset: WorkflowRunQuerySet,
     *,
     workflow: WorkflowRef | None = None,
     status: str | None = None,
     trigger: str | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
-):
+) -> WorkflowRunQuerySet:
     """Return `queryset` narrowed by the filters of `list_runs` (which it validates).
 
     The one place the run filters are checked, shared by `list_runs`, the
@@ -305,7 +293,7 @@ def filter_runs(
 
 
 def cancel_run(
-    run_id: Any, *, actor: Any = None, reason: str | None = None, source: str | None = None
+    run_id: RunId | str, *, actor: Any = None, reason: str | None = None, source: str | None = None
 ) -> WorkflowRun:
     """Cancel the run and return it.
 
@@ -320,7 +308,7 @@ def cancel_run(
     and `reason` (see `start_run`) in the transaction of the change.
 
     Raise `RunNotFound`, `InvalidTransition` if the run already ended, or
-    `InvalidFilter` for a bad actor, source or reason.
+    `InvalidArgument` for a bad actor, source or reason.
     """
     audit = Audit.of(actor, source, reason)
     with transaction.atomic():
@@ -344,19 +332,19 @@ def cancel_run(
                 # delivery will find a terminal run and do nothing.
                 finish_cancellation(run)
         kind = EventKind.CANCELLED if run.is_terminal else EventKind.CANCEL_REQUESTED
-        audit.record(run, kind, from_status=previous)
+        record_events([audit.event(run, kind, from_status=previous)])
         return run
 
 
 def replay_run(
-    run_id: Any,
+    run_id: RunId | str,
     *,
     idempotency_key: str | None = None,
     actor: Any = None,
     reason: str | None = None,
     source: str | None = None,
 ) -> WorkflowRun:
-    """Start a new run with the source run's workflow, trigger and payload.
+    """Start a new run with the source run's workflow, trigger and payload; return it.
 
     The new run links to its source (`replayed_from`) and starts at the
     entry step; the source is untouched but for its audit trail: a
@@ -364,14 +352,29 @@ def replay_run(
     record `actor`, `source` and `reason` (see `start_run`).
 
     With `idempotency_key`, a second replay of the same run with the same
-    key returns the replay the first one started (`started_now` is False),
-    so a double submit starts one run.
+    key returns the replay the first one started (`replay_run_once` also
+    says which of the two happened), so a double submit starts one run.
 
     Raise `RunNotFound`, `UnknownWorkflow` if the workflow is no longer
     registered, `UnknownTrigger` / `InvalidPayload` if the definition
-    changed since, or `InvalidFilter` for a bad actor, source or reason, or
-    a key already used by a run that is not a replay of this one.
+    changed since, `InvalidArgument` for a bad actor, source or reason, or
+    `InvalidIdempotencyKey` for a malformed key or one already used by a
+    run that is not a replay of this one.
     """
+    return replay_run_once(
+        run_id, idempotency_key=idempotency_key, actor=actor, reason=reason, source=source
+    ).run
+
+
+def replay_run_once(
+    run_id: RunId | str,
+    *,
+    idempotency_key: str | None = None,
+    actor: Any = None,
+    reason: str | None = None,
+    source: str | None = None,
+) -> StartResult:
+    """Do what `replay_run` does; return the replay and whether this call started it."""
     audit = Audit.of(actor, source, reason)
     if idempotency_key is not None:
         _check_idempotency_key(idempotency_key)
@@ -381,20 +384,18 @@ def replay_run(
         # replays of one run, so the second sees the first one's key.
         source_run = _get_run(WorkflowRun.objects.select_for_update(no_key=True), run_id)
         if idempotency_key is not None:
-            existing = _run_with_key(source_run.workflow, idempotency_key)
+            existing = run_with_idempotency_key(source_run.workflow, idempotency_key)
             if existing is not None:
                 if existing.replayed_from_id != source_run.pk:
-                    raise InvalidFilter(
+                    raise InvalidIdempotencyKey(
                         f"Idempotency key {idempotency_key!r} was used by run {existing.pk}, "
-                        f"which is not a replay of run {source_run.pk}.",
-                        field="idempotency_key",
+                        f"which is not a replay of run {source_run.pk}."
                     )
-                existing.started_now = False
-                return existing
+                return StartResult(existing, started_now=False)
         definition = registry.get(source_run.workflow)
         trigger = definition.get_trigger(source_run.trigger)
         payload = trigger.clean_payload(source_run.payload)
-        return _create_run(
+        replay = create_run(
             definition,
             trigger.name,
             payload,
@@ -402,9 +403,4 @@ def replay_run(
             replayed_from=source_run,
             audit=audit,
         )
-
-
-# Run creation for the cron tick (`squidmesh.cron_schedules.ticks`), which starts runs
-# with their own context; not part of the public API (`__all__`).
-create_run = _create_run
-run_with_key = _run_with_key
+        return StartResult(replay, started_now=True)

@@ -15,10 +15,12 @@ class SquidmeshConfig(AppConfig):
         from squidmesh import checks  # noqa: F401 - registers the system checks
         from squidmesh.conf import reload_on_setting_changed
         from squidmesh.registry import registry
+        from squidmesh.runtime import delivery
         from squidmesh.runtime.context import install_log_record_factory
 
         install_log_record_factory()
         setting_changed.connect(reload_on_setting_changed, dispatch_uid="squidmesh.conf.reload")
+        delivery.connect()  # django-q2's pre_execute: the queue row a worker runs
         registry.autodiscover()
         self._connect_cron()
         self._connect_relay()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from squidmesh.exceptions import InvalidFilter
+from squidmesh.exceptions import InvalidArgument
 
 if TYPE_CHECKING:
     from squidmesh.models import RunEvent, WorkflowRun
@@ -63,32 +63,32 @@ class Audit:
         """Return the audit of an API call's `actor=`, `source=` and `reason=`.
 
         `actor` is a string or a Django user (recorded by username). Raise
-        `InvalidFilter` naming the argument for anything else.
+        `InvalidArgument` naming the argument for anything else.
         """
         if actor is None:
             actor = SYSTEM
         elif hasattr(actor, "get_username"):
             actor = actor_name(actor)
         if not isinstance(actor, str) or not 0 < len(actor) <= MAX_ACTOR_LENGTH:
-            raise InvalidFilter(
+            raise InvalidArgument(
                 f"actor must be a user or a string of 1 to {MAX_ACTOR_LENGTH} characters",
                 field="actor",
             )
         source = EventSource.API if source is None else source
         if source not in EventSource.values:
-            raise InvalidFilter(
+            raise InvalidArgument(
                 f"source {source!r} is not one of {', '.join(EventSource.values)}", field="source"
             )
         reason = "" if reason is None else reason
         if not isinstance(reason, str) or len(reason) > MAX_REASON_LENGTH:
-            raise InvalidFilter(
+            raise InvalidArgument(
                 f"reason must be a string of at most {MAX_REASON_LENGTH} characters",
                 field="reason",
             )
         return cls(actor=actor, source=str(source), reason=reason)
 
     def event(self, run: WorkflowRun, kind: str, **data: Any) -> RunEvent:
-        """Return an unsaved event of `kind` on `run` (saved by the caller, in its transaction)."""
+        """Return an unsaved event of `kind` on `run` (`squidmesh.state.record_events` saves it)."""
         from squidmesh.models import RunEvent
 
         return RunEvent(
@@ -99,12 +99,6 @@ class Audit:
             reason=self.reason,
             data=data,
         )
-
-    def record(self, run: WorkflowRun, kind: str, **data: Any) -> RunEvent:
-        """Insert an event of `kind` on `run`; call it inside the state change's transaction."""
-        event = self.event(run, kind, **data)
-        event.save(force_insert=True)
-        return event
 
 
 def actor_name(user: Any) -> str:

@@ -9,7 +9,9 @@ __all__ = [
     "AlreadyRegistered",
     "AmbiguousRunId",
     "DeliveryDeferred",
+    "InvalidArgument",
     "InvalidFilter",
+    "InvalidIdempotencyKey",
     "InvalidPayload",
     "InvalidTransition",
     "RunNotFound",
@@ -122,13 +124,24 @@ class InvalidTransition(SquidmeshError):
         super().__init__(message)
 
 
-class InvalidFilter(SquidmeshError):
-    """A list filter or limit is not acceptable."""
+class InvalidArgument(SquidmeshError):
+    """An argument of an API call is not acceptable; `field` names it."""
 
     def __init__(self, message: str | None = None, *, field: str | None = None):
         #: The argument (or query parameter) at fault, when there is one.
         self.field = field
         super().__init__(message)
+
+
+class InvalidFilter(InvalidArgument):
+    """A list filter or limit is not acceptable."""
+
+
+class InvalidIdempotencyKey(InvalidArgument):
+    """The idempotency key is malformed, or was used by a run this call cannot return."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, field="idempotency_key")
 
 
 class DeliveryDeferred(SquidmeshError):

@@ -1,4 +1,4 @@
-"""Run, step and attempt statuses and the one table of allowed run transitions."""
+"""Run, step, attempt and cron trigger states and the one table of allowed run transitions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "TERMINAL_STATUSES",
     "AttemptStatus",
+    "CronState",
     "RunStatus",
     "StepStatus",
     "can_transition",
@@ -40,6 +41,23 @@ class AttemptStatus(models.TextChoices):
     SUCCEEDED = "succeeded", _("Succeeded")
     FAILED = "failed", _("Failed")
     INTERRUPTED = "interrupted", _("Interrupted")
+
+
+class CronState(models.TextChoices):
+    """What `sync_schedules` does (or did) for a cron trigger (`CronTriggerInfo.state`)."""
+
+    #: Its schedule matches the definition.
+    ACTIVE = "active", _("Active")
+    #: No schedule yet: sync creates it.
+    MISSING = "missing", _("Missing")
+    #: Expression, time zone or cluster changed: sync updates it.
+    OUTDATED = "outdated", _("Outdated")
+    #: Opted out by `SQUIDMESH['CRON_WORKFLOWS']` / `['CRON_EXCLUDE']`.
+    DISABLED = "disabled", _("Disabled")
+    #: The trigger's definition is broken: never scheduled.
+    INVALID = "invalid", _("Invalid")
+    #: A squidmesh schedule no active trigger wants: sync removes it.
+    ORPHANED = "orphaned", _("Orphaned")
 
 
 # The run lifecycle (docs/architecture.md). Every status write goes through

@@ -125,6 +125,11 @@ class WorkflowRun(models.Model):
     # Set by `inspect_run(..., include_history=True)` (its prefetch), or on
     # first read of `history`.
     _history: list[StepRun] | None = None
+    # Columns of the claim query (`WorkflowRunQuerySet.locked_for_step`), set
+    # only on the run it returns: how many step runs it has, and the id of the
+    # step run being claimed (None when the run never reached that step).
+    steps_reached: int
+    step_run_id: uuid.UUID | None
 
     @property
     def history(self) -> list[StepRun]:

@@ -119,7 +119,7 @@ class WorkflowRunQuerySet(models.QuerySet["WorkflowRun"]):
         # model fields; SQLite returns the id as a string.
         step_run_id = getattr(run, "step_run_id", None)
         if step_run_id is not None and not isinstance(step_run_id, uuid.UUID):
-            run.step_run_id = uuid.UUID(str(step_run_id))  # type: ignore[attr-defined]
+            run.step_run_id = uuid.UUID(str(step_run_id))
         return run
 
     def transition(self, run: WorkflowRun, target: str, **changes: Any) -> None:

@@ -27,12 +27,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from squidmesh.audit import SYSTEM, Audit, EventKind, EventSource
 from squidmesh.conf import settings
 from squidmesh.exceptions import UnknownWorkflow
-from squidmesh.lifecycle import TERMINAL_STATUSES, AttemptStatus, RunStatus, StepStatus
+from squidmesh.lifecycle import TERMINAL_STATUSES, RunStatus
 from squidmesh.models import StepAttempt, StepRun, WorkflowRun
 from squidmesh.registry import registry
+from squidmesh.state import Awaiting, awaited_attempt, record_redispatch
 
 __all__ = [
     "Recovery",
@@ -156,8 +156,6 @@ def recover_silent_attempts(*, limit: int | None = None) -> list[Recovery]:
 
 def _recover(run: WorkflowRun | None, cutoff: datetime, dry_run: bool) -> Recovery | None:
     """Redispatch `run`'s awaited delivery (inside its row lock) unless it moved on."""
-    from squidmesh.runtime.executor import dispatch_step, presumed_dead
-
     if run is None or run.status in TERMINAL_STATUSES or run.current_step is None:
         return None
     if run.updated_at >= cutoff or (run.scheduled_for and run.scheduled_for >= cutoff):
@@ -176,28 +174,18 @@ def _recover(run: WorkflowRun | None, cutoff: datetime, dry_run: bool) -> Recove
             return outcome(None, False, "workflow is not registered")
         step = None
     step_run = StepRun.objects.filter(run=run, step=run.current_step).first()
-    latest = (
-        StepAttempt.objects.filter(step_run=step_run).order_by("-number").first()
-        if step_run
-        else None
-    )
-    if latest is not None and latest.status == AttemptStatus.RUNNING:
-        if not presumed_dead(latest, step):
-            return outcome(latest.number, False, f"attempt {latest.number} is still running")
-        # Redelivering the same attempt closes it as interrupted and retries.
-        attempt = latest.number
-    elif step_run is not None and step_run.status in (StepStatus.COMPLETED, StepStatus.FAILED):
+    awaited = awaited_attempt(step_run, step)
+    if awaited.awaiting is Awaiting.LIVE_ATTEMPT:
+        return outcome(awaited.number, False, f"attempt {awaited.number} is still running")
+    if awaited.awaiting is Awaiting.NOTHING:
+        assert step_run is not None
         return outcome(None, False, f"step {run.current_step!r} is already {step_run.status}")
-    else:
-        attempt = latest.number + 1 if latest else 1
+    # A dead attempt: redelivering the same attempt closes it as interrupted
+    # and retries. Otherwise the next attempt.
+    attempt = awaited.number
     if dry_run:
         return outcome(attempt, True, "delivery overdue (dry run: not queued)")
-    dispatch_step(run, step or run.current_step, attempt, None)
-    WorkflowRun.objects.save_progress(run)  # moves updated_at: one redispatch per period
-    # One INSERT per redispatch, which is rare: the trail shows why a step ran again.
-    Audit(actor=SYSTEM, source=EventSource.RECOVERY).record(
-        run, EventKind.REDISPATCHED, step=run.current_step, attempt=attempt
-    )
+    record_redispatch(run, step or run.current_step, attempt)
     logger.warning(
         "Redispatched attempt %s of step %r of %s run %s: no progress since %s.",
         attempt,
@@ -232,7 +220,8 @@ def _queue_backlog(cutoff: datetime) -> bool:
         from django_q.models import OrmQ
 
         # Pullable rows have `lock` in the past (a pull leases them into the future).
-        return OrmQ.objects.using(Conf.ORM).filter(key=key, lock__lt=cutoff).exists()
+        pullable: bool = OrmQ.objects.using(Conf.ORM).filter(key=key, lock__lt=cutoff).exists()
+        return pullable
     if not dispatcher.uses_outbox:
         return False
     from squidmesh.models import OutboxMessage

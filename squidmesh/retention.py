@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connections, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from squidmesh.conf import settings
-from squidmesh.models import CronTickFailure, RunEvent, StepAttempt, StepRun, WorkflowRun
+from squidmesh.models import CronTickFailure, StepAttempt, StepRun, WorkflowRun
+from squidmesh.state import delete_runs
 
 __all__ = ["Pruned", "prune_runs", "sync_prune_schedule"]
 
@@ -94,7 +96,13 @@ def prune_runs(
     return pruned
 
 
-def _delete_batch(expired, batch_size: int, pruned: Pruned, *, after=None):
+def _delete_batch(
+    expired: QuerySet[WorkflowRun],
+    batch_size: int,
+    pruned: Pruned,
+    *,
+    after: datetime | None = None,
+) -> datetime | None:
     """Delete the oldest `batch_size` expired runs created at or after `after`.
 
     Return the creation time of the last one deleted when the batch was full
@@ -116,29 +124,10 @@ def _delete_batch(expired, batch_size: int, pruned: Pruned, *, after=None):
         ids = [run_id for run_id, _ in rows]
         if not ids:
             return None
-        # Plain statements, children first: Django's cascading delete loads
-        # every step run into memory and was 28x slower (benchmarks/maintenance.py).
-        pk = WorkflowRun._meta.pk
-        values = [pk.get_db_prep_value(run_id, connection) for run_id in ids]
-        marks = ", ".join(["%s"] * len(values))
-        table = {
-            model: connection.ops.quote_name(model._meta.db_table)
-            for model in (RunEvent, StepAttempt, StepRun, WorkflowRun)
-        }
-        with connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {table[RunEvent]} WHERE run_id IN ({marks})", values)
-            cursor.execute(f"DELETE FROM {table[StepAttempt]} WHERE run_id IN ({marks})", values)
-            pruned.attempts += cursor.rowcount
-            cursor.execute(f"DELETE FROM {table[StepRun]} WHERE run_id IN ({marks})", values)
-            pruned.step_runs += cursor.rowcount
-            # Replays of a pruned run stay; only their link goes.
-            cursor.execute(
-                f"UPDATE {table[WorkflowRun]} SET replayed_from_id = NULL "
-                f"WHERE replayed_from_id IN ({marks})",
-                values,
-            )
-            cursor.execute(f"DELETE FROM {table[WorkflowRun]} WHERE id IN ({marks})", values)
-            pruned.runs += cursor.rowcount
+        deleted = delete_runs(ids, using=expired.db)
+        pruned.attempts += deleted.attempts
+        pruned.step_runs += deleted.step_runs
+        pruned.runs += deleted.runs
     return rows[-1][1] if len(rows) == limit else None
 
 

@@ -178,9 +178,14 @@ def test_start_run__idempotency_key_returns_the_existing_run():
     assert other_workflow.pk != first.pk
 
 
-def test_start_run__idempotency_key_must_be_a_short_string():
-    with pytest.raises(InvalidFilter):
-        squidmesh.start_run(ThreeSteps, {}, idempotency_key="")
+@pytest.mark.parametrize("key", ["", "k" * 256, 42])
+def test_start_run__bad_idempotency_key_raises_an_error_naming_it(key):
+    with pytest.raises(squidmesh.InvalidIdempotencyKey) as raised:
+        squidmesh.start_run(ThreeSteps, {}, idempotency_key=key)
+    assert raised.value.field == "idempotency_key"
+    # Not a list filter: callers that handle filters do not swallow it by accident.
+    assert not isinstance(raised.value, InvalidFilter)
+    assert isinstance(raised.value, squidmesh.InvalidArgument)
     assert_nothing_persisted()
 
 
@@ -344,10 +349,21 @@ def test_cancel_run__run_waiting_to_retry_is_cancelled_with_its_step():
     assert StepAttempt.objects.filter(run=run).count() == 1
 
 
-def test_start_run__started_now_tells_a_new_run_from_an_idempotent_repeat():
-    first = squidmesh.start_run(ThreeSteps, {}, idempotency_key="k-1")
-    again = squidmesh.start_run(ThreeSteps, {}, idempotency_key="k-1")
+def test_start_run_once__started_now_tells_a_new_run_from_an_idempotent_repeat():
+    from squidmesh.api import StartResult, start_run_once
+
+    first = start_run_once(ThreeSteps, {}, idempotency_key="k-1")
+    again = start_run_once(ThreeSteps, {}, idempotency_key="k-1")
+    assert isinstance(first, StartResult)
     assert (first.started_now, again.started_now) == (True, False)
+    assert again.run.pk == first.run.pk
+
+
+def test_start_run__returns_the_run_without_writing_attributes_onto_it():
+    run = squidmesh.start_run(ThreeSteps, {}, idempotency_key="k-2")
+    again = squidmesh.start_run(ThreeSteps, {}, idempotency_key="k-2")
+    assert isinstance(run, WorkflowRun) and again.pk == run.pk
+    assert not hasattr(run, "started_now") and not hasattr(again, "started_now")
 
 
 def test_start_run__example_amount_beyond_its_column_is_refused_up_front():

@@ -11,7 +11,7 @@ import squidmesh
 from squidmesh import api
 from squidmesh.audit import Audit, actor_name, cli_actor
 from squidmesh.cron_schedules import fire
-from squidmesh.exceptions import InvalidFilter, RunNotFound
+from squidmesh.exceptions import InvalidArgument, InvalidIdempotencyKey, RunNotFound
 from squidmesh.models import RunEvent, WorkflowRun
 from squidmesh.recovery import recover_runs
 from squidmesh.retention import prune_runs
@@ -61,7 +61,7 @@ def test_start_run__idempotent_repeat_records_nothing_more():
     ],
 )
 def test_start_run__bad_audit_arguments_are_refused_and_nothing_is_stored(options, field):
-    with pytest.raises(InvalidFilter) as error:
+    with pytest.raises(InvalidArgument) as error:
         squidmesh.start_run("tests.three_steps", {}, **options)
 
     assert error.value.field == field
@@ -70,13 +70,13 @@ def test_start_run__bad_audit_arguments_are_refused_and_nothing_is_stored(option
 
 
 def test_start_run__event_commits_with_the_run_or_not_at_all(monkeypatch):
-    from squidmesh.runtime import executor
+    from squidmesh.state import runs
 
     def broken_dispatch(*args, **kwargs):
         raise RuntimeError("broker down")
 
     monkeypatch.setattr(
-        executor, "get_dispatcher", lambda: type("D", (), {"dispatch": broken_dispatch})()
+        runs, "get_dispatcher", lambda: type("D", (), {"dispatch": broken_dispatch})()
     )
     with pytest.raises(RuntimeError, match="broker down"):
         squidmesh.start_run("tests.three_steps", {})
@@ -145,11 +145,11 @@ def test_replay_run__records_both_ends_of_the_replay():
 def test_replay_run__same_idempotency_key_starts_one_replay():
     source = squidmesh.start_run("tests.three_steps", {})
 
-    first = squidmesh.replay_run(source.pk, idempotency_key="double-click")
-    second = squidmesh.replay_run(source.pk, idempotency_key="double-click")
+    first = api.replay_run_once(source.pk, idempotency_key="double-click")
+    second = api.replay_run_once(source.pk, idempotency_key="double-click")
 
     assert first.started_now and not second.started_now
-    assert second.pk == first.pk
+    assert second.run.pk == first.run.pk
     assert WorkflowRun.objects.filter(replayed_from=source).count() == 1
     assert [kind for kind, *_ in trail(source)] == ["started", "replayed"]
 
@@ -159,7 +159,7 @@ def test_replay_run__a_key_is_per_source_run():
     other = squidmesh.start_run("tests.three_steps", {})
     squidmesh.replay_run(one.pk, idempotency_key="k")
 
-    with pytest.raises(InvalidFilter, match="not a replay of run") as error:
+    with pytest.raises(InvalidIdempotencyKey, match="not a replay of run") as error:
         squidmesh.replay_run(other.pk, idempotency_key="k")
 
     assert error.value.field == "idempotency_key"

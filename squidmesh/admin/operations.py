@@ -108,8 +108,11 @@ def _apply_cancel(modeladmin, request, run: WorkflowRun) -> tuple[int, SafeStrin
 
 
 def _apply_replay(modeladmin, request, run: WorkflowRun) -> tuple[int, SafeString, WorkflowRun]:
-    replay = api.replay_run(run.pk, idempotency_key=replay_key(request, run), **_audit(request))
-    if not replay.started_now:
+    started = api.replay_run_once(
+        run.pk, idempotency_key=replay_key(request, run), **_audit(request)
+    )
+    replay = started.run
+    if not started.started_now:
         message = format_html(
             _("Run {} was already replayed as run {} by this confirmation; no new run started."),
             run_link(run),

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy
 from squidmesh import api
 from squidmesh.admin.diagram import render_diagram
 from squidmesh.admin.filters import WorkflowFilter
+from squidmesh.admin.mixin_base import RunAdminMixinBase
 from squidmesh.admin.operations import (
     CANCEL,
     MAX_RUNS_PER_ACTION,
@@ -31,7 +32,7 @@ from squidmesh.registry import registry
 __all__ = ["RunActionsMixin"]
 
 
-class RunActionsMixin:
+class RunActionsMixin(RunAdminMixinBase):
     """The operations half of `WorkflowRunAdmin`: every change goes through the public API."""
 
     def has_cancel_permission(self, request, obj=None):
@@ -42,7 +43,8 @@ class RunActionsMixin:
 
     # --- actions ------------------------------------------------------------
 
-    def response_action(self, request, queryset):
+    def response_action(self, request, queryset, *args, **kwargs):
+        # Django 6.1 passes `action_location` (change-form actions); pass on what we get.
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
         malformed = [value for value in selected if not is_uuid(value)]
         if malformed:
@@ -53,7 +55,7 @@ class RunActionsMixin:
                 messages.ERROR,
             )
             return None
-        return super().response_action(request, queryset)
+        return super().response_action(request, queryset, *args, **kwargs)
 
     @admin.action(permissions=["cancel"], description=gettext_lazy("Cancel selected runs"))
     def cancel_runs(self, request, queryset):
@@ -108,7 +110,8 @@ class RunActionsMixin:
         try:
             run = api.inspect_run(object_id)
         except RunNotFound:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # The admin's own "does not exist" redirect; private, so not in django-stubs.
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
         if request.method == "POST" and request.POST.get("confirm") == "yes":
             outcomes = perform(self, request, operation, [run])
             # After a replay, show the new run; otherwise the run acted on.

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy
 from squidmesh import api
 from squidmesh.admin.diagram import RunProgress, render_diagram
 from squidmesh.admin.display import status_badge, timestamp
+from squidmesh.admin.mixin_base import RunAdminMixinBase
 from squidmesh.admin.operations import run_link
 from squidmesh.exceptions import RunNotFound
 from squidmesh.registry import registry
@@ -23,20 +24,20 @@ MAX_REPLAYS_LISTED = 20
 AUTO_REFRESH_SECONDS = 5
 
 
-class RunDetailMixin:
+class RunDetailMixin(RunAdminMixinBase):
     """The change-form half of `WorkflowRunAdmin` (read-only: a run is never edited)."""
 
     def get_object(self, request, object_id, from_field=None):
         # Through get_queryset, so a subclass that narrows the runs an
-        # operator may see is obeyed; the history comes from the public API.
+        # operator may see is obeyed; the run shown comes from the public API,
+        # with its history and events loaded.
         run = super().get_object(request, object_id, from_field)
-        if run is not None:
-            try:
-                inspected = api.inspect_run(run.pk, include_history=True)
-            except RunNotFound:  # deleted in between
-                return None
-            run.history, run.event_list = inspected.history, list(inspected.events.all())
-        return run
+        if run is None:
+            return None
+        try:
+            return api.inspect_run(run.pk, include_history=True)
+        except RunNotFound:  # deleted in between
+            return None
 
     @admin.display(description=gettext_lazy("run id"))
     def run_id(self, run):
@@ -113,9 +114,8 @@ class RunDetailMixin:
         history = getattr(run, "history", None)
         if history is None:  # a run object not loaded through inspect_run
             history = api.inspect_run(run.pk, include_history=True).history
-        events = getattr(run, "event_list", None)
-        if events is None:
-            events = list(run.events.all())
+        # Prefetched on a run from inspect_run (get_object), else one query.
+        events = list(run.events.all())
         context = {
             "run": run,
             "history": history,

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from squidmesh.admin.display import format_duration, status_badge, timestamp
+from squidmesh.admin.mixin_base import RunAdminMixinBase
 from squidmesh.models import WorkflowRun
 from squidmesh.querysets import run_id_range
 
@@ -45,7 +46,7 @@ class RunChangeList(ChangeList):
         )
 
 
-class RunListMixin:
+class RunListMixin(RunAdminMixinBase):
     """The changelist half of `WorkflowRunAdmin`."""
 
     def get_changelist(self, request, **kwargs):

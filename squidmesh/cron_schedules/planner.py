@@ -19,6 +19,7 @@ from squidmesh.cron_schedules.schedule_rows import (
     schedule_key,
     schedule_name,
 )
+from squidmesh.lifecycle import CronState
 from squidmesh.registry import WorkflowRegistry
 from squidmesh.registry import registry as default_registry
 from squidmesh.workflow.triggers import CronTrigger
@@ -41,13 +42,9 @@ __all__ = [
 
 logger = logging.getLogger("squidmesh.cron")
 
-# What `sync_schedules` does (or did) for a cron trigger, as `CronTriggerInfo.state`.
-ACTIVE = "active"  # its schedule matches the definition
-MISSING = "missing"  # no schedule yet: sync creates it
-OUTDATED = "outdated"  # expression, time zone or cluster changed: sync updates it
-DISABLED = "disabled"  # opted out by SQUIDMESH['CRON_WORKFLOWS'] / ['CRON_EXCLUDE']
-INVALID = "invalid"  # the trigger's definition is broken: never scheduled
-ORPHANED = "orphaned"  # a squidmesh schedule no active trigger wants: sync removes it
+# What `sync_schedules` does (or did) for a cron trigger (`lifecycle.CronState`).
+ACTIVE, MISSING, OUTDATED = CronState.ACTIVE, CronState.MISSING, CronState.OUTDATED
+DISABLED, INVALID, ORPHANED = CronState.DISABLED, CronState.INVALID, CronState.ORPHANED
 
 
 @dataclass
@@ -120,7 +117,7 @@ class Entry:
         return changes
 
     @property
-    def state(self) -> str:
+    def state(self) -> CronState:
         if self.definition is None or (not self.wanted and self.schedule is not None):
             return ORPHANED
         if not self.wanted:

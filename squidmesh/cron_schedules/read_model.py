@@ -18,6 +18,7 @@ from squidmesh.cron_schedules.schedule_rows import (
     schedule_kwargs,
     utc_iso,
 )
+from squidmesh.lifecycle import CronState
 from squidmesh.registry import WorkflowRegistry
 from squidmesh.registry import registry as default_registry
 
@@ -38,7 +39,7 @@ class CronTriggerInfo:
     expression: str | None
     timezone: str | None
     #: One of active, missing, outdated, disabled, invalid, orphaned (see docs/cron.md).
-    state: str
+    state: CronState
     schedule_id: int | None
     #: When django-q2 will next fire the schedule (None without a schedule).
     next_fire_time: datetime | None
@@ -93,6 +94,8 @@ def cron_triggers(
     infos = []
     for entry in entries:
         schedule = entry.schedule
+        expression: str | None
+        zone: str | None
         if entry.definition is not None:
             expression, zone = entry.definition.expression, entry.definition.timezone
         else:  # an orphaned schedule: what its row says
@@ -122,9 +125,11 @@ def _matching(keys: list[TriggerKey]) -> Q:
 
 
 def _newest_per_trigger(queryset: QuerySet[Any], order: list[OrderBy], limit: int) -> QuerySet[Any]:
-    return queryset.annotate(
+    # The django-stubs plugin types `annotate` of a `QuerySet[Any]` as Any.
+    newest: QuerySet[Any] = queryset.annotate(
         position=Window(RowNumber(), partition_by=[F("workflow"), F("trigger")], order_by=order)
     ).filter(position__lte=limit)
+    return newest
 
 
 def _recent_runs(keys: list[TriggerKey], limit: int) -> dict[TriggerKey, list[dict[str, Any]]]:

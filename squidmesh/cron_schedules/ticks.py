@@ -94,8 +94,9 @@ def _start_tick(
     """Start the run of a tick through the API's run creation; return it and whether it is new."""
     # Imported here: the API needs the models, and this module is imported
     # (through the `squidmesh.schedules` shim) before apps are ready.
-    from squidmesh.api import create_run, run_with_key
+    from squidmesh.api import run_with_idempotency_key as run_with_key
     from squidmesh.audit import SYSTEM, Audit, EventSource
+    from squidmesh.state import create_run
 
     definition = default_registry.get(workflow)
     chosen = definition.get_trigger(trigger)

@@ -71,6 +71,10 @@ class Dispatcher:
         """
         return None
 
+    def send(self, work: Dispatch, broker: Any = None) -> str:
+        """Enqueue `work` on the broker now: the relay's hand-over of an outbox message."""
+        raise NotImplementedError
+
 
 class DjangoQDispatcher(Dispatcher):
     """Dispatch step tasks through django-q2 (`Q_CLUSTER` configures the broker)."""
@@ -125,7 +129,10 @@ class DjangoQDispatcher(Dispatcher):
         options = self._options(work)
         if broker is not None:
             options["broker"] = broker
-        return async_task(EXECUTE_STEP, work.run_id, work.step, work.attempt, q_options=options)
+        task_id: str = async_task(
+            EXECUTE_STEP, work.run_id, work.step, work.attempt, q_options=options
+        )
+        return task_id
 
     def hand_over(self, work: Dispatch, row_id: int) -> str | None:
         """Rewrite queue row `row_id`, held by this worker, to carry `work`, leased anew.
@@ -168,7 +175,10 @@ class DjangoQDispatcher(Dispatcher):
             options["broker"] = _delayed_orm_broker_class()(
                 settings.CLUSTER or Conf.CLUSTER_NAME, work.due
             )
-        return async_task(EXECUTE_STEP, work.run_id, work.step, work.attempt, q_options=options)
+        task_id: str = async_task(
+            EXECUTE_STEP, work.run_id, work.step, work.attempt, q_options=options
+        )
+        return task_id
 
 
 def _uses_orm_broker() -> bool:
@@ -189,7 +199,7 @@ def _delayed_orm_broker_class() -> type:
     from django_q.brokers.orm import ORM
     from django_q.models import OrmQ
 
-    class DelayedOrmBroker(ORM):
+    class DelayedOrmBroker(ORM):  # type: ignore[misc]  # django_q ships no types
         """An ORM broker whose enqueue is invisible to clusters until `not_before`."""
 
         def __init__(self, list_key: str, not_before: datetime):
@@ -204,7 +214,8 @@ def _delayed_orm_broker_class() -> type:
             package = OrmQ.objects.using(Conf.ORM).create(
                 key=self.list_key, payload=task, lock=self.not_before
             )
-            return package.pk
+            row_id: int = package.pk
+            return row_id
 
     return DelayedOrmBroker
 
@@ -214,7 +225,7 @@ def _leased_orm_broker_class() -> type:
     from django_q.brokers.orm import ORM
     from django_q.models import OrmQ
 
-    class LeasedOrmBroker(ORM):
+    class LeasedOrmBroker(ORM):  # type: ignore[misc]  # django_q ships no types
         """An ORM broker whose enqueue rewrites a row this worker holds instead of adding one."""
 
         def __init__(self, list_key: str, row_id: int, lease_until: datetime):

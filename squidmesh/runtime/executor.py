@@ -10,38 +10,29 @@ A delivery is `(run_id, step, attempt)`. The executor works in three phases:
 3. *finish*, in one transaction under the run's row lock: close the attempt
    (compare-and-set on `running`), merge the output into the context and
    dispatch what comes next in the same transaction.
+
+Every write goes through `squidmesh.state`; this module decides which.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import socket
 import time
-import traceback
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import ValidationError
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
-from squidmesh import signals
+from squidmesh import signals, state
 from squidmesh.conf import settings
-from squidmesh.exceptions import DeliveryDeferred, StepFailure, UnknownWorkflow
-from squidmesh.lifecycle import (
-    TERMINAL_STATUSES,
-    AttemptStatus,
-    RunStatus,
-    StepStatus,
-)
+from squidmesh.exceptions import DeliveryDeferred
+from squidmesh.identifiers import RunId, parse_run_id
+from squidmesh.lifecycle import TERMINAL_STATUSES, AttemptStatus, RunStatus, StepStatus
 from squidmesh.models import StepAttempt, StepRun, WorkflowRun
 from squidmesh.registry import registry
-from squidmesh.runtime import delivery, heartbeat, retry
+from squidmesh.runtime import heartbeat
 from squidmesh.runtime.context import StepContext
 from squidmesh.runtime.delivery import (
     Delivery,
@@ -49,33 +40,20 @@ from squidmesh.runtime.delivery import (
     rearm_timeout,
     worker_timer_available,
 )
-from squidmesh.runtime.dispatcher import Dispatch, get_dispatcher
-from squidmesh.workflow.fields import storage_problem
+from squidmesh.runtime.outcome import StepOutcome, first_line, run_step_body
+from squidmesh.state.claims import Awaiting, default_timeout
 from squidmesh.workflow.steps import COMPLETE, Step
 
-__all__ = [
-    "advance_to",
-    "dispatch_step",
-    "execute_step",
-    "finish_cancellation",
-    "open_attempt",
-    "presumed_dead",
-    "record_failure",
-    "record_interruption",
-    "run_metadata",
-    "schedule_retry",
-    "transition_run",
-]
+if TYPE_CHECKING:
+    from squidmesh.workflow.base import Workflow
+
+__all__ = ["Claim", "StepExecutor", "execute_step"]
 
 logger = logging.getLogger("squidmesh.runtime")
-
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 #: Seconds between tries to record a finished body while the database is
 #: unreachable (about 16 s in all; the step's timeout still applies).
 FINISH_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
-
-delivery.connect()
 
 
 def execute_step(run_id: str, step: str, attempt: int) -> str:
@@ -85,14 +63,19 @@ def execute_step(run_id: str, step: str, attempt: int) -> str:
     task result). Raise only for infrastructure faults, so that django-q2
     does not acknowledge the task and redelivers it after its lease.
     """
+    try:
+        key = parse_run_id(run_id)
+    except ValueError:
+        logger.info("skipped delivery of %s#%s for run %r: run not found", step, attempt, run_id)
+        return "skipped: run not found"
     held = current_delivery(run_id, step, attempt)
-    return StepExecutor(run_id, step, int(attempt), delivery=held).execute()
+    return StepExecutor(key, step, int(attempt), delivery=held).execute()
 
 
 @dataclass
 class Claim:
     run: WorkflowRun
-    workflow: Any
+    workflow: type[Workflow]
     step: Step
     step_run: StepRun
     attempt: StepAttempt
@@ -110,8 +93,14 @@ class Skip:
 
 
 class StepExecutor:
-    def __init__(self, run_id: str, step: str, attempt: int, delivery: Delivery | None = None):
-        self.run_id = str(run_id)
+    def __init__(
+        self,
+        run_id: RunId | str,
+        step: str,
+        attempt: int,
+        delivery: Delivery | None = None,
+    ) -> None:
+        self.run_id: RunId = parse_run_id(run_id)
         self.step_name = step
         self.attempt_number = attempt
         self.workflow_name = ""
@@ -122,8 +111,9 @@ class StepExecutor:
         self.inline_steps = 0
         #: Set by `_finish` when it claimed the next step for this worker.
         self.continuation: Claim | None = None
-        #: Set by `_run_body` when the database connection died under the body.
-        self.lost_database = False
+        #: The context of the body being run (set by `_run_body`), whose
+        #: `note` the finish records.
+        self.ctx: StepContext | None = None
 
     def execute(self) -> str:
         try:
@@ -146,35 +136,30 @@ class StepExecutor:
         while True:
             started = time.monotonic()
             with heartbeat.beating(claim.attempt.pk):
-                output, error, retryable = self._run_body(claim)
-                result = self._finish_durably(
-                    claim, output, error, retryable, time.monotonic() - started
-                )
+                outcome = self._run_body(claim)
+                result = self._finish_durably(claim, outcome, time.monotonic() - started)
             if self.continuation is None:
                 return result if not self.inline_steps else f"{result} ({self.inline_steps} inline)"
             # The finish committed this step and claimed the next one for
             # this worker; the next body gets the next step's own timeout.
             claim, self.inline_steps = self.continuation, self.inline_steps + 1
-            rearm_timeout(claim.step.timeout or _default_timeout())
+            rearm_timeout(claim.step.timeout or default_timeout())
 
     # -- phase 1 -----------------------------------------------------------
 
     @transaction.atomic
     def _claim(self) -> Claim | Skip | None:
-        try:
-            # One read under the lock: the run, how many steps it reached and
-            # its step run for this step, if any (the common case: none).
-            run = WorkflowRun.objects.locked_for_step(self.run_id, self.step_name)
-        except ValidationError:
-            run = None
+        # One read under the lock: the run, how many steps it reached and
+        # its step run for this step, if any (the common case: none).
+        run = WorkflowRun.objects.locked_for_step(self.run_id, self.step_name)
         if run is None:
             return Skip("run not found")
         self.workflow_name, self.trigger = run.workflow, run.trigger
         if run.status in TERMINAL_STATUSES:
             return Skip(f"run is {run.status}")
         if run.status == RunStatus.CANCELLING:
-            self._close_dead_attempt(run)
-            finish_cancellation(run)
+            state.cancel_dead_attempt(run)
+            state.finish_cancellation(run)
             return Skip("run was cancelled")
         if run.current_step != self.step_name:
             return Skip(f"stale delivery: the run is at step {run.current_step!r}")
@@ -184,104 +169,44 @@ class StepExecutor:
         workflow = registry.get(run.workflow)
         step = workflow.steps.get(self.step_name)
         if step is None:
-            return self._fail_removed_step(run)
+            return Skip(state.fail_removed_step(run, self.step_name))
 
         step_run = StepRun.objects.get(pk=run.step_run_id) if run.step_run_id else None
-        latest = step_run.attempts.order_by("-number").first() if step_run else None
-        if step_run is not None and step_run.status in (StepStatus.COMPLETED, StepStatus.FAILED):
+        awaited = state.awaited_attempt(step_run, step)
+        if awaited.awaiting is Awaiting.NOTHING:
+            assert step_run is not None
             return Skip(f"step already {step_run.status}")
-        if latest is not None and latest.status == AttemptStatus.RUNNING:
-            if not presumed_dead(latest, step):
-                # Another worker holds this attempt. Do not acknowledge: if
-                # that worker dies, this task comes back after the lease.
-                raise DeliveryDeferred(
-                    f"Attempt {latest.number} of {self.step_name!r} in run {run.pk} is "
-                    "still running in another worker."
-                )
-            StepAttempt.objects.close(latest, AttemptStatus.INTERRUPTED, error=_interrupted(latest))
+        if awaited.awaiting is Awaiting.LIVE_ATTEMPT:
+            # Another worker holds this attempt. Do not acknowledge: if
+            # that worker dies, this task comes back after the lease.
+            raise DeliveryDeferred(
+                f"Attempt {awaited.number} of {self.step_name!r} in run {run.pk} is "
+                "still running in another worker."
+            )
+        if awaited.awaiting is Awaiting.DEAD_ATTEMPT:
+            latest, dead_run = awaited.latest, step_run
+            assert latest is not None and dead_run is not None
+            state.interrupt_attempt(latest)
             self.attempt_number = latest.number
-            record_interruption(run, workflow, step, step_run, latest.error)
+            state.record_interruption(run, workflow, step, dead_run, latest.error)
             return None
-        expected = latest.number + 1 if latest else 1
-        if self.attempt_number != expected:
-            return Skip(f"stale delivery: attempt {self.attempt_number}, expected {expected}")
+        if self.attempt_number != awaited.number:
+            return Skip(f"stale delivery: attempt {self.attempt_number}, expected {awaited.number}")
 
         now = timezone.now()
-        step_run, attempt = open_attempt(
+        step_run, attempt = state.open_attempt(
             run, self.step_name, self.attempt_number, step_run, run.steps_reached + 1, now
         )
         if run.status != RunStatus.RUNNING:
-            transition_run(
+            state.transition_run(
                 run, RunStatus.RUNNING, scheduled_for=None, started_at=run.started_at or now
             )
         self._send(signals.step_started, run)
         return Claim(run, workflow, step, step_run, attempt)
 
-    def _fail_removed_step(self, run: WorkflowRun) -> Skip:
-        """Fail a run whose current step a deploy removed: no worker can run it any more.
-
-        Its step run and an attempt a dead worker left open end with the run,
-        so that nothing is shown as still retrying or running. Raise
-        `DeliveryDeferred` while that attempt may still be live (an old
-        worker finishing the step): its redelivery fails the run.
-        """
-        message = (
-            f"step {self.step_name!r} no longer exists in workflow {run.workflow!r} "
-            "(a deploy removed it while the run was at it)"
-        )
-        error = {"type": "UnknownStep", "message": message}
-        step_run = StepRun.objects.filter(pk=run.step_run_id).first() if run.step_run_id else None
-        if step_run is not None:
-            running = step_run.attempts.filter(status=AttemptStatus.RUNNING).first()
-            if running is not None:
-                if not presumed_dead(running, None):
-                    raise DeliveryDeferred(
-                        f"Attempt {running.number} of removed step {self.step_name!r} in run "
-                        f"{run.pk} is still running in another worker."
-                    )
-                StepAttempt.objects.close(
-                    running, AttemptStatus.INTERRUPTED, error=_interrupted(running)
-                )
-            StepRun.objects.filter(pk=step_run.pk).exclude(
-                status__in=(StepStatus.COMPLETED, StepStatus.FAILED)
-            ).update(status=StepStatus.FAILED, last_error=error, finished_at=timezone.now())
-        transition_run(run, RunStatus.FAILED, last_error=error, scheduled_for=None)
-        logger.warning(
-            "Run %s failed: %s.",
-            run.pk,
-            message,
-            extra={"run_id": str(run.pk), "workflow": run.workflow, "step": self.step_name},
-        )
-        return Skip(message)
-
-    def _close_dead_attempt(self, run: WorkflowRun) -> None:
-        """Close the attempt a dead worker left running before a cancelling run ends.
-
-        Raise `DeliveryDeferred` while that attempt may still be live: its
-        worker records it and finishes the cancellation itself.
-        """
-        running = StepAttempt.objects.running().filter(run=run).select_related("step_run").first()
-        if running is None:
-            return
-        try:
-            step = registry.get(run.workflow).steps.get(running.step_run.step)
-        except UnknownWorkflow:
-            step = None
-        if not presumed_dead(running, step):
-            raise DeliveryDeferred(
-                f"Attempt {running.number} of {running.step_run.step!r} in run {run.pk} is "
-                "still running in another worker."
-            )
-        StepAttempt.objects.close(running, AttemptStatus.INTERRUPTED, error=_interrupted(running))
-        StepRun.objects.filter(pk=running.step_run_id).update(
-            status=StepStatus.CANCELLED, last_error=running.error, finished_at=running.finished_at
-        )
-
     # -- phase 2 -----------------------------------------------------------
 
-    def _run_body(self, claim: Claim) -> tuple[dict | None, dict | None, bool]:
-        from django_q.exceptions import TimeoutException
-
+    def _run_body(self, claim: Claim) -> StepOutcome:
         run = claim.run
         ctx = StepContext(
             run_id=str(run.pk),
@@ -293,43 +218,16 @@ class StepExecutor:
             context=dict(run.context),
         )
         self.ctx = ctx
-        self.lost_database = False
-        with ctx:
-            try:
-                output = claim.step.execute({**run.payload, **run.context}, ctx)
-            except StepFailure as failure:
-                return None, failure.as_error(), failure.retryable
-            except TimeoutException as timeout:
-                # django-q2's alarm for the task timeout; the worker goes on.
-                return None, {"type": "Timeout", "message": str(timeout)}, True
-            except Exception as error:
-                if _database_lost(error):
-                    # The database went away under the body (a restart, a
-                    # failover): like a killed worker, that says nothing
-                    # about the step, so it is an interruption (`_finish`).
-                    self.lost_database = True
-                    connection.close()  # `_finish` records it on a new connection
-                    message = f"database connection lost during the attempt: {_first_line(error)}"
-                    return (
-                        None,
-                        {"type": "Interrupted", "message": message, "retryable": True},
-                        True,
-                    )
-                ctx.logger.warning("step %s raised %r", self.step_name, error)
-                return (
-                    None,
-                    {
-                        "type": type(error).__name__,
-                        "message": str(error),
-                        "traceback": traceback.format_exc(limit=20),
-                    },
-                    True,
-                )
-        return _check_output(output)
+        return run_step_body(claim.step, {**run.payload, **run.context}, ctx)
+
+    @property
+    def note(self) -> dict[str, Any] | None:
+        """The note the body left on its context (`ctx.note`), recorded with the step."""
+        return self.ctx.note if self.ctx is not None else None
 
     # -- phase 3 -----------------------------------------------------------
 
-    def _finish_durably(self, claim: Claim, *outcome: Any) -> str:
+    def _finish_durably(self, claim: Claim, outcome: StepOutcome, duration: float) -> str:
         """Record the body's outcome, retrying while the database connection is lost.
 
         The body already ran: giving up here leaves its attempt `running`, to
@@ -344,7 +242,7 @@ class StepExecutor:
             self.continuation = None
             self.step_name, self.attempt_number = step_name, attempt_number
             try:
-                return self._finish(claim, *outcome)
+                return self._finish(claim, outcome, duration)
             except (OperationalError, InterfaceError) as lost:
                 if delay is None or connection.in_atomic_block:
                     raise  # not acknowledged: redelivered after the lease
@@ -353,32 +251,25 @@ class StepExecutor:
                     attempt_number,
                     step_name,
                     self.run_id,
-                    _first_line(lost),
+                    first_line(lost),
                     delay,
                 )
                 connection.close()  # the next query opens a new connection
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _finish(
-        self,
-        claim: Claim,
-        output: dict | None,
-        error: dict | None,
-        retryable: bool,
-        duration: float,
-    ) -> str:
-        if error is None:
-            finished = self._finish_unchanged_run(claim, output, duration)
+    def _finish(self, claim: Claim, outcome: StepOutcome, duration: float) -> str:
+        if outcome.succeeded:
+            finished = self._finish_unchanged_run(claim, outcome, duration)
             if finished is not None:
                 return finished
         with transaction.atomic():
             run = WorkflowRun.objects.locked(self.run_id)
-            attempt = claim.attempt
-            status = AttemptStatus.FAILED if error else AttemptStatus.SUCCEEDED
-            if error and self.lost_database:
+            attempt, error = claim.attempt, outcome.error
+            status = AttemptStatus.SUCCEEDED if outcome.succeeded else AttemptStatus.FAILED
+            if outcome.interrupted:
                 status = AttemptStatus.INTERRUPTED
-            if run is None or not StepAttempt.objects.close(attempt, status, error=error):
+            if run is None or not state.close_attempt(attempt, status, error=error):
                 recorded = StepAttempt.objects.filter(pk=attempt.pk).values_list(
                     "status", flat=True
                 )
@@ -395,44 +286,56 @@ class StepExecutor:
                 self._skipped("attempt was closed by another delivery")
                 return "discarded: attempt closed by another delivery"
             step_run, workflow, step = claim.step_run, claim.workflow, claim.step
-            note = getattr(self, "ctx", None) and self.ctx.note
-            if error is None:
-                context = {**run.context, **output}
-                StepRun.objects.filter(pk=step_run.pk).update(
-                    status=StepStatus.COMPLETED,
-                    output=output,
-                    note=note,
-                    finished_at=attempt.finished_at,
-                )
-                self._send(signals.step_completed, run, duration=duration)
-                if run.status == RunStatus.CANCELLING:
-                    finish_cancellation(run, context=context)
-                    return "completed; run cancelled"
-                if run.status in TERMINAL_STATUSES:
-                    # Recorded, not advanced; the context still reflects
-                    # every succeeded step.
-                    WorkflowRun.objects.filter(pk=run.pk, status=run.status).update(context=context)
-                    return f"completed; run already {run.status}"
-                advance_to(run, workflow, workflow.next_step(step.name, "ok"), context=context)
-                return "completed"
+            if outcome.output is not None:
+                return self._finish_locked_success(claim, run, outcome.output, duration)
             if status == AttemptStatus.INTERRUPTED and run.status in (
                 RunStatus.RUNNING,
                 RunStatus.RETRYING,
             ):
-                return record_interruption(run, workflow, step, step_run, error)
+                return state.record_interruption(run, workflow, step, step_run, error)
             self._send(signals.step_failed, run, duration=duration, error=error)
             if run.status == RunStatus.CANCELLING:
-                ended = StepStatus.CANCELLED if self.lost_database else StepStatus.FAILED
-                StepRun.objects.filter(pk=step_run.pk).update(
-                    status=ended, last_error=error, finished_at=attempt.finished_at
-                )
-                finish_cancellation(run, last_error=error)
+                ended = StepStatus.CANCELLED if outcome.interrupted else StepStatus.FAILED
+                state.end_step_run(step_run, ended, error, attempt.finished_at)
+                state.finish_cancellation(run, last_error=error)
                 return "failed; run cancelled"
             if run.status in TERMINAL_STATUSES:
                 return f"failed; run already {run.status}"
-            return record_failure(run, workflow, step, step_run, error, retryable=retryable)
+            return state.record_failure(
+                run, workflow, step, step_run, error, retryable=outcome.retryable
+            )
 
-    def _finish_unchanged_run(self, claim: Claim, output: dict, duration: float) -> str | None:
+    def _finish_locked_success(
+        self, claim: Claim, run: WorkflowRun, output: dict[str, Any], duration: float
+    ) -> str:
+        """Record a succeeded step on a run someone wrote since the claim (under its lock)."""
+        context = {**run.context, **output}
+        self._record_success(claim, output, self._metadata(run), duration)
+        if run.status == RunStatus.CANCELLING:
+            state.finish_cancellation(run, context=context)
+            return "completed; run cancelled"
+        if run.status in TERMINAL_STATUSES:
+            # Recorded, not advanced; the context still reflects every
+            # succeeded step.
+            state.save_context(run, context)
+            return f"completed; run already {run.status}"
+        state.advance_to(
+            run, claim.workflow, claim.workflow.next_step(claim.step.name, "ok"), context=context
+        )
+        return "completed"
+
+    def _record_success(
+        self, claim: Claim, output: dict[str, Any], metadata: dict[str, Any], duration: float
+    ) -> None:
+        """Mark the step run completed and signal it with `metadata` (the run as it was read)."""
+        state.record_success(claim.step_run, output, self.note, claim.attempt.finished_at)
+        signals.send_after_commit(
+            signals.step_completed, self.workflow_name, **metadata, duration=duration
+        )
+
+    def _finish_unchanged_run(
+        self, claim: Claim, outcome: StepOutcome, duration: float
+    ) -> str | None:
         """Record a succeeded step and advance the run, if nobody wrote the run since the claim.
 
         The common case, in one transaction without a separate locking read:
@@ -443,40 +346,33 @@ class StepExecutor:
         cancel, an interrupted attempt): `_finish` then takes the locked path.
         """
         run, workflow, step, attempt = claim.run, claim.workflow, claim.step, claim.attempt
-        if run.status != RunStatus.RUNNING:
+        output = outcome.output
+        if run.status != RunStatus.RUNNING or output is None:
             return None
         context = {**run.context, **output}
         target = workflow.next_step(step.name, "ok")
         next_step = None if target in (None, COMPLETE) else workflow.steps[target]
-        delay = next_step.delay_before({**run.payload, **context}) if next_step else 0
-        due = timezone.now() + timedelta(seconds=delay) if delay else None
+        due = state.due_after(
+            next_step.delay_before({**run.payload, **context}) if next_step else None
+        )
         changes: dict[str, Any] = {"current_step": target if next_step else None}
         if next_step is None:
             changes["status"] = RunStatus.COMPLETED
         completed = self._metadata(run)
-        note = getattr(self, "ctx", None) and self.ctx.note
         try:
             with transaction.atomic():
                 if not WorkflowRun.objects.update_if_unchanged(
                     run, context=context, scheduled_for=due, **changes
                 ):
                     return None
-                if not StepAttempt.objects.close(attempt, AttemptStatus.SUCCEEDED):
+                if not state.close_attempt(attempt, AttemptStatus.SUCCEEDED):
                     raise RunChanged  # roll the run back; the locked path discards
-                StepRun.objects.filter(pk=claim.step_run.pk).update(
-                    status=StepStatus.COMPLETED,
-                    output=output,
-                    note=note,
-                    finished_at=attempt.finished_at,
-                )
-                signals.send_after_commit(
-                    signals.step_completed, self.workflow_name, **completed, duration=duration
-                )
+                self._record_success(claim, output, completed, duration)
                 if next_step is None:
                     signals.send_after_commit(
                         signals.run_transition,
                         run.workflow,
-                        **run_metadata(run),
+                        **state.run_metadata(run),
                         from_status=RunStatus.RUNNING,
                         to_status=RunStatus.COMPLETED,
                     )
@@ -484,7 +380,7 @@ class StepExecutor:
                 if due is None:
                     self.continuation = self._claim_inline(claim, run, next_step)
                 if self.continuation is None:
-                    dispatch_step(run, next_step, 1, due)
+                    state.dispatch_step(run, next_step, 1, due)
                 return "completed"
         except RunChanged:
             return None
@@ -504,28 +400,10 @@ class StepExecutor:
             or not worker_timer_available()
         ):
             return None
-        work = Dispatch(
-            run_id=str(run.pk),
-            workflow=run.workflow,
-            step=step.name,
-            attempt=1,
-            timeout=step.timeout,
-        )
-        task_id = get_dispatcher().hand_over(work, self.delivery.row_id)
-        if task_id is None:
+        if not state.hand_over_step(run, step, self.delivery.row_id):
             return None
-        signals.send_after_commit(
-            signals.run_dispatched,
-            run.workflow,
-            **run_metadata(run),
-            step=step.name,
-            attempt=1,
-            job_id=task_id,
-            queue=settings.CLUSTER,
-            schedule_in=0.0,
-        )
         self.step_name, self.attempt_number = step.name, 1
-        step_run, attempt = open_attempt(
+        step_run, attempt = state.open_attempt(
             run, step.name, 1, None, claim.step_run.position + 1, timezone.now()
         )
         self._send(signals.step_started, run)
@@ -535,7 +413,7 @@ class StepExecutor:
 
     def _metadata(self, run: WorkflowRun | None = None) -> dict[str, Any]:
         return {
-            "run_id": self.run_id,
+            "run_id": str(self.run_id),
             "workflow": self.workflow_name,
             "trigger": self.trigger,
             "status": run.status if run else None,
@@ -544,7 +422,7 @@ class StepExecutor:
             "attempt": self.attempt_number,
         }
 
-    def _send(self, signal, run: WorkflowRun, **extra: Any) -> None:
+    def _send(self, signal: Signal, run: WorkflowRun, **extra: Any) -> None:
         signals.send_after_commit(signal, self.workflow_name, **self._metadata(run), **extra)
 
     def _skipped(self, reason: str) -> None:
@@ -554,272 +432,12 @@ class StepExecutor:
             self.attempt_number,
             self.run_id,
             reason,
-            extra={"run_id": self.run_id, "step": self.step_name, "attempt": self.attempt_number},
+            extra={
+                "run_id": str(self.run_id),
+                "step": self.step_name,
+                "attempt": self.attempt_number,
+            },
         )
         signals.step_skipped.send_robust(
             sender=self.workflow_name, **self._metadata(), reason=reason
         )
-
-
-def presumed_dead(attempt: StepAttempt, step: Step | None) -> bool:
-    """Return whether the worker that ran a `running` attempt must be dead by now."""
-    from django_q.conf import Conf
-
-    now = timezone.now()
-    # Without a lease (Redis) a live worker beats every HEARTBEAT_INTERVAL
-    # seconds while the body runs; a silent one was killed.
-    if attempt.heartbeat_at is not None and heartbeat.enabled():
-        silence = timedelta(seconds=settings.HEARTBEAT_TIMEOUT)
-        if now > attempt.heartbeat_at + silence:
-            return True
-    # django-q2 ends a task at its timeout, so an attempt older than the
-    # timeout (plus grace for the finishing transaction) has no live worker.
-    limit = (step and step.timeout) or _default_timeout() or Conf.RETRY
-    deadline = attempt.started_at + timedelta(seconds=limit + settings.INTERRUPTED_GRACE)
-    return now > deadline
-
-
-def _database_lost(error: Exception) -> bool:
-    """Return whether `error` is squidmesh's database connection dropping (not a query error)."""
-    if not isinstance(error, OperationalError | InterfaceError) or connection.in_atomic_block:
-        return False  # inside a caller's transaction (sync mode) nothing can be recovered
-    # A statement timeout or a lock error leaves the connection usable: the
-    # step's own failure. A restart or failover leaves it dead.
-    return connection.connection is None or not connection.is_usable()
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
-def _interrupted(attempt: StepAttempt) -> dict[str, Any]:
-    return {
-        "type": "Interrupted",
-        "message": f"worker {attempt.worker} stopped during the attempt",
-        "retryable": True,
-    }
-
-
-def _default_timeout() -> float | None:
-    from django_q.conf import Conf
-
-    return Conf.TIMEOUT
-
-
-def _check_output(output: Any) -> tuple[dict | None, dict | None, bool]:
-    """Return (output, error, retryable): a step must return a JSON-ready mapping or None."""
-    if output is None:
-        return {}, None, False
-    if not isinstance(output, Mapping):
-        message = f"step returned {type(output).__name__}, expected a mapping or None"
-        return None, {"type": "InvalidStepOutput", "message": message}, False
-    try:
-        encoded = json.dumps(output, cls=DjangoJSONEncoder)
-    except (TypeError, ValueError) as error:
-        message = f"step output is not JSON-serializable: {error}"
-        return None, {"type": "InvalidStepOutput", "message": message}, False
-    if len(encoded) > settings.MAX_STEP_OUTPUT_BYTES:
-        message = f"step output is {len(encoded)} bytes, over SQUIDMESH['MAX_STEP_OUTPUT_BYTES']"
-        return None, {"type": "InvalidStepOutput", "message": message}, False
-    decoded = json.loads(encoded)
-    # What jsonb refuses would fail the finish transaction on every redelivery.
-    problem = storage_problem(decoded)
-    if problem:
-        return None, {"type": "InvalidStepOutput", "message": f"step output {problem}"}, False
-    return decoded, None, False
-
-
-def open_attempt(
-    run: WorkflowRun,
-    step: str,
-    number: int,
-    step_run: StepRun | None,
-    position: int,
-    now,
-) -> tuple[StepRun, StepAttempt]:
-    """Record attempt `number` of `step` as running (inside the run's lock)."""
-    if step_run is None:
-        step_run = StepRun.objects.create(
-            run=run,
-            step=step,
-            position=position,
-            status=StepStatus.RUNNING,
-            attempt_count=number,
-            created_at=now,
-        )
-    else:
-        step_run.status, step_run.attempt_count = StepStatus.RUNNING, number
-        StepRun.objects.filter(pk=step_run.pk).update(
-            status=step_run.status, attempt_count=step_run.attempt_count
-        )
-    attempt = StepAttempt.objects.create(
-        step_run=step_run,
-        run=run,
-        number=number,
-        status=AttemptStatus.RUNNING,
-        due_at=run.scheduled_for,
-        started_at=now,
-        heartbeat_at=now,
-        worker=WORKER,
-    )
-    return step_run, attempt
-
-
-def record_failure(
-    run: WorkflowRun,
-    workflow: Any,
-    step: Step,
-    step_run: StepRun,
-    error: dict | None,
-    *,
-    retryable: bool,
-) -> str:
-    """Apply the step's retry policy to a failed attempt (inside the run's lock).
-
-    Attempts a dead worker left behind do not count against `max_attempts`.
-    """
-    attempt = step_run.attempt_count or 1
-    interrupted = _interruptions(step_run) if attempt > 1 else 0
-    decision = retry.decide(
-        step.retry, attempt - interrupted, retryable=retryable, retry_after=_retry_after(error)
-    )
-    if decision.retry:
-        schedule_retry(run, step, step_run, error, decision.delay)
-        return f"failed; retry {attempt + 1} in {decision.delay:.3f}s"
-    StepRun.objects.filter(pk=step_run.pk).update(
-        status=StepStatus.FAILED, last_error=error, finished_at=timezone.now()
-    )
-    target = workflow.next_step(step.name, "error")
-    if target:
-        if run.status == RunStatus.RETRYING:
-            transition_run(run, RunStatus.RUNNING, last_error=error)
-        advance_to(run, workflow, target, last_error=error)
-        return f"failed ({decision.reason}); on error -> {target}"
-    transition_run(run, RunStatus.FAILED, last_error=error, current_step=step.name)
-    return f"failed ({decision.reason}); run failed"
-
-
-def _retry_after(error: dict | None) -> float | None:
-    """Return the wait the failure asked for (`StepFailure.retry_after`), capped."""
-    value = (error or {}).get("retry_after")
-    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
-        return None
-    return min(float(value), settings.MAX_RETRY_AFTER)
-
-
-def record_interruption(
-    run: WorkflowRun, workflow: Any, step: Step, step_run: StepRun, error: dict | None
-) -> str:
-    """Run the step again after a dead worker's attempt (inside the run's lock).
-
-    A worker killed mid-step (a deploy, an OOM kill, a lost database during
-    the finish) says nothing about the step, so it neither spends the step's
-    retry budget nor waits for a backoff. Only a step whose attempts keep
-    being interrupted (`SQUIDMESH['MAX_INTERRUPTIONS']`) is failed, as if its
-    retries were exhausted, so that a step that kills its worker cannot loop.
-    """
-    interrupted = _interruptions(step_run)
-    if interrupted > settings.MAX_INTERRUPTIONS:
-        error = {
-            **(error or {}),
-            "message": f"{interrupted} attempts interrupted (SQUIDMESH['MAX_INTERRUPTIONS'] "
-            f"is {settings.MAX_INTERRUPTIONS}); last: {(error or {}).get('message', '')}",
-            "retryable": False,
-        }
-        return record_failure(run, workflow, step, step_run, error, retryable=False)
-    schedule_retry(run, step, step_run, error, 0.0)
-    return f"interrupted; retry {(step_run.attempt_count or 1) + 1} now"
-
-
-def schedule_retry(
-    run: WorkflowRun, step: Step, step_run: StepRun, error: dict | None, delay: float
-) -> None:
-    """Queue the step's next attempt `delay` seconds from now (inside the run's lock)."""
-    attempt = step_run.attempt_count or 1
-    due = timezone.now() + timedelta(seconds=delay) if delay else None
-    StepRun.objects.filter(pk=step_run.pk).update(status=StepStatus.RETRYING, last_error=error)
-    transition_run(run, RunStatus.RETRYING, last_error=error, scheduled_for=due)
-    dispatch_step(run, step, attempt + 1, due)
-    signals.send_after_commit(
-        signals.step_retry_scheduled,
-        run.workflow,
-        **run_metadata(run),
-        step=step.name,
-        attempt=attempt,
-        error=error,
-        delay=delay,
-    )
-
-
-def _interruptions(step_run: StepRun) -> int:
-    return StepAttempt.objects.filter(step_run=step_run, status=AttemptStatus.INTERRUPTED).count()
-
-
-def advance_to(run: WorkflowRun, workflow: Any, target: str | None, **changes: Any) -> None:
-    """Move `run` to step `target` (or complete it) and dispatch that step in this transaction."""
-    if target is None or target == COMPLETE:
-        transition_run(run, RunStatus.COMPLETED, current_step=None, scheduled_for=None, **changes)
-        return
-    step = workflow.steps[target]
-    delay = step.delay_before({**run.payload, **run.context, **changes.get("context", {})})
-    due = timezone.now() + timedelta(seconds=delay) if delay else None
-    WorkflowRun.objects.save_progress(run, current_step=target, scheduled_for=due, **changes)
-    dispatch_step(run, step, 1, due)
-
-
-def dispatch_step(run: WorkflowRun, step: Step | str, attempt: int, due) -> None:
-    """Queue attempt `attempt` of `step` (a step, or the name of one no longer defined)."""
-    name, timeout = (step, None) if isinstance(step, str) else (step.name, step.timeout)
-    dispatcher = get_dispatcher()
-    task_id = dispatcher.dispatch(
-        Dispatch(
-            run_id=str(run.pk),
-            workflow=run.workflow,
-            step=name,
-            attempt=attempt,
-            due=due,
-            timeout=timeout,
-        )
-    )
-    schedule_in = max((due - timezone.now()).total_seconds(), 0.0) if due else 0.0
-    signals.send_after_commit(
-        signals.run_dispatched,
-        run.workflow,
-        **run_metadata(run),
-        step=name,
-        attempt=attempt,
-        job_id=task_id,
-        queue=settings.CLUSTER,
-        schedule_in=schedule_in,
-    )
-
-
-def finish_cancellation(run: WorkflowRun, **changes: Any) -> None:
-    """Make a run `cancelled` (inside its lock); a step waiting to retry is cancelled too."""
-    StepRun.objects.filter(run=run, status=StepStatus.RETRYING).update(
-        status=StepStatus.CANCELLED, finished_at=timezone.now()
-    )
-    transition_run(run, RunStatus.CANCELLED, scheduled_for=None, **changes)
-
-
-def transition_run(run: WorkflowRun, target: str, **changes: Any) -> None:
-    """Change the run's status (lifecycle-checked compare-and-set) and signal it."""
-    previous = run.status
-    WorkflowRun.objects.transition(run, target, **changes)
-    signals.send_after_commit(
-        signals.run_transition,
-        run.workflow,
-        **run_metadata(run),
-        from_status=previous,
-        to_status=target,
-    )
-
-
-def run_metadata(run: WorkflowRun) -> dict[str, Any]:
-    return {
-        "run_id": str(run.pk),
-        "workflow": run.workflow,
-        "trigger": run.trigger,
-        "status": run.status,
-        "current_step": run.current_step,
-    }

@@ -32,15 +32,18 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connections, router, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from squidmesh.conf import settings
+
+if TYPE_CHECKING:
+    from squidmesh.runtime.dispatcher import Dispatcher
 
 __all__ = [
     "Relay",
@@ -83,6 +86,7 @@ class Relay:
     def relay_once(self) -> RelayPass:
         """Hand over up to `batch` due messages in one transaction and delete them."""
         from squidmesh.models import OutboxMessage
+        from squidmesh.state.outbox import forget_handed_over, record_refused_handover
 
         now = timezone.now()
         # A plain read first: an idle relay costs one indexed query per poll.
@@ -102,14 +106,11 @@ class Relay:
                     self._brokers.pop(message.cluster, None)  # reconnect next time
                     break
                 sent.append(message.pk)
-            if sent:
-                OutboxMessage.objects.filter(pk__in=sent).delete()
+            forget_handed_over(sent)
             if error is not None:
-                OutboxMessage.objects.filter(pk=messages[len(sent)].pk).update(
-                    failed_handovers=F("failed_handovers") + 1,
-                    last_error=f"{type(error).__name__}: {error}"[:2000],
-                )
-        return RelayPass(handed_over=len(sent), error=error and f"{type(error).__name__}: {error}")
+                record_refused_handover(messages[len(sent)], error)
+        reason = None if error is None else f"{type(error).__name__}: {error}"
+        return RelayPass(handed_over=len(sent), error=reason)
 
     def step(self) -> float:
         """Run one pass (and the dead-worker check when due); return how long to sleep."""
@@ -146,7 +147,8 @@ class Relay:
                 stop.wait(pause)
 
     def _backoff(self) -> float:
-        return min(self.poll * 2 ** min(self.failures, 10), MAX_BACKOFF)
+        backoff: float = min(self.poll * 2 ** min(self.failures, 10), MAX_BACKOFF)
+        return backoff
 
     def _broker(self, cluster: str | None) -> Any:
         if cluster not in self._brokers:
@@ -244,7 +246,7 @@ def _elected_relay() -> None:
     Relay().run()
 
 
-def _machine_lock():
+def _machine_lock() -> Callable[[], bool] | None:
     """Return a callable that tries to take this machine's relay lock (None: no file locks)."""
     try:
         import fcntl
@@ -272,7 +274,7 @@ def _alias() -> str:
     return router.db_for_write(OutboxMessage)
 
 
-def _dispatcher():
+def _dispatcher() -> Dispatcher:
     from squidmesh.runtime.dispatcher import get_dispatcher
 
     return get_dispatcher()

@@ -74,7 +74,7 @@ def validate_request(
         if "url" not in request:
             raise invalid(adapter, {"url": "required"})
         request = HTTPRequest(**request)
-    elif not isinstance(request, HTTPRequest):
+    if not isinstance(request, HTTPRequest):
         raise invalid(
             adapter,
             {"request": f"must be an HTTPRequest or a mapping, not {type(request).__name__}"},

@@ -22,8 +22,9 @@ from squidmesh.models import OutboxMessage, StepAttempt, WorkflowRun
 from squidmesh.recovery import recover_runs, recover_silent_attempts
 from squidmesh.runtime import heartbeat
 from squidmesh.runtime.dispatcher import Dispatch, DjangoQDispatcher
-from squidmesh.runtime.executor import StepExecutor, execute_step, presumed_dead
+from squidmesh.runtime.executor import StepExecutor, execute_step
 from squidmesh.runtime.relay import Relay, outbox_status
+from squidmesh.state import presumed_dead
 from squidmesh.testing import wait_for
 from tests.conftest import ROOT, make_cluster
 from tests.testapp.models import Execution

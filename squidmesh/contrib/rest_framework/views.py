@@ -40,6 +40,7 @@ from squidmesh.contrib.rest_framework.serializers import (
     WorkflowSerializer,
 )
 from squidmesh.exceptions import (
+    InvalidArgument,
     InvalidFilter,
     InvalidPayload,
     InvalidTransition,
@@ -254,7 +255,7 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
         data = serializer.validated_data
         key = self.idempotency_key(request, body=data.get("idempotency_key"))
         try:
-            run = api.start_run(
+            started = api.start_run_once(
                 data["workflow"],
                 data.get("payload", {}),
                 trigger=data.get("trigger"),
@@ -269,11 +270,12 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
             raise ValidationError({"trigger": [str(error)]}) from None
         except InvalidPayload as error:
             raise ValidationError({"payload": payload_errors(error)}) from None
-        except InvalidFilter as error:
+        except InvalidArgument as error:
             raise ValidationError({error.field or "idempotency_key": [str(error)]}) from None
-        # start_run returns the earlier run when the idempotency key matched one.
+        # The earlier run when the idempotency key matched one.
         return self.run_response(
-            run, code=status.HTTP_201_CREATED if run.started_now else status.HTTP_200_OK
+            started.run,
+            code=status.HTTP_201_CREATED if started.started_now else status.HTTP_200_OK,
         )
 
     @document(
@@ -338,19 +340,20 @@ class RunViewSet(SquidmeshViewSetMixin, viewsets.GenericViewSet):
         self.get_run(pk)
         key = self.idempotency_key(request)
         try:
-            run = api.replay_run(
+            started = api.replay_run_once(
                 pk, idempotency_key=key, actor=request.user, source=EventSource.REST, reason=reason
             )
         except RunNotFound as error:
             raise NotFound(str(error)) from None
-        except InvalidFilter as error:
+        except InvalidArgument as error:
             raise ValidationError({IDEMPOTENCY_HEADER: [str(error)]}) from None
         except (UnknownWorkflow, UnknownTrigger) as error:
             raise Conflict({"detail": str(error)}) from None
         except InvalidPayload as error:
             raise Conflict({"detail": str(error), "payload": payload_errors(error)}) from None
         return self.run_response(
-            run, code=status.HTTP_201_CREATED if run.started_now else status.HTTP_200_OK
+            started.run,
+            code=status.HTTP_201_CREATED if started.started_now else status.HTTP_200_OK,
         )
 
     @staticmethod

@@ -8,9 +8,9 @@ characters, dispatches to the subcommand and turns refusals into exit status 1.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn, TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
@@ -30,14 +30,20 @@ class SubcommandParser(CommandParser):
 
     _intermixing = False
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         # One line on the command line (exit status 2): the usage synopsis
         # of a subcommand spans several lines and buries the message.
         if self.called_from_command_line:
             self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-        super().error(message)
+        super().error(message)  # raises CommandError
+        # django-stubs types CommandParser.error as returning.
+        raise AssertionError("CommandParser.error returned")
 
-    def parse_known_args(self, args=None, namespace=None):
+    # `namespace: Any` matches each of argparse's overloads (a given namespace
+    # class is returned filled in).
+    def parse_known_args(
+        self, args: Iterable[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
         if self._intermixing:
             return super().parse_known_args(args, namespace)
         self._intermixing = True
@@ -72,7 +78,7 @@ class Command(BaseCommand):
 
     @stdout.setter
     def stdout(self, wrapper: OutputWrapper) -> None:
-        self._stdout = EscapingOutputWrapper(wrapper._out, wrapper.ending)
+        self._stdout = EscapingOutputWrapper(wrapped_stream(wrapper), wrapper.ending)
 
     @property
     def stderr(self) -> OutputWrapper:
@@ -80,7 +86,7 @@ class Command(BaseCommand):
 
     @stderr.setter
     def stderr(self, wrapper: OutputWrapper) -> None:
-        self._stderr = EscapingOutputWrapper(wrapper._out, wrapper.ending)
+        self._stderr = EscapingOutputWrapper(wrapped_stream(wrapper), wrapper.ending)
 
     def handle(self, *args: Any, subcommand: str, **options: Any) -> None:
         handler = next(
@@ -88,6 +94,13 @@ class Command(BaseCommand):
         )
         with translate_errors():
             handler(self, **options)
+
+
+def wrapped_stream(wrapper: OutputWrapper) -> TextIO:
+    """Return the stream `wrapper` writes to."""
+    # django-stubs does not declare `OutputWrapper._out`, so its `__getattr__`
+    # types the attribute as a callable.
+    return wrapper._out  # type: ignore[return-value]
 
 
 @contextmanager

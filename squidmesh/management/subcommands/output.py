@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from squidmesh.management.tables import render_table
 from squidmesh.management.terminal import printable
-from squidmesh.models import WorkflowRun
+from squidmesh.models import StepAttempt, WorkflowRun
 
 __all__ = ["indent", "local", "seconds", "write_json", "write_run"]
 
@@ -63,7 +63,8 @@ def write_run(command: BaseCommand, run: WorkflowRun, outbox: dict[str, Any] | N
     lines += ["", "History"]
     history = []
     for step_run in run.history:
-        attempts = list(step_run.attempts.all()) or [None]
+        # A step run not yet attempted still gets its row.
+        attempts: list[StepAttempt | None] = list(step_run.attempts.all()) or [None]
         for index, attempt in enumerate(attempts):
             first = index == 0
             history.append(
@@ -71,11 +72,11 @@ def write_run(command: BaseCommand, run: WorkflowRun, outbox: dict[str, Any] | N
                     step_run.position if first else "",
                     step_run.step if first else "",
                     step_run.status if first else "",
-                    attempt.number if attempt else None,
-                    attempt.status if attempt else None,
-                    local(attempt.started_at) if attempt else None,
-                    seconds(attempt.duration) if attempt else None,
-                    (attempt.error or {}).get("message") if attempt else None,
+                    attempt.number if attempt is not None else None,
+                    attempt.status if attempt is not None else None,
+                    local(attempt.started_at) if attempt is not None else None,
+                    seconds(attempt.duration) if attempt is not None else None,
+                    (attempt.error or {}).get("message") if attempt is not None else None,
                 )
             )
     if history:

@@ -200,10 +200,11 @@ def handle_replay(
     reason: str | None,
     **options: Any,
 ) -> None:
-    run = api.replay_run(
+    started = api.replay_run_once(
         api.resolve_run_id(run_id), idempotency_key=idempotency_key, **audit(reason)
     )
-    if run.started_now:
+    run = started.run
+    if started.started_now:
         message = f"Started run {run.pk} replaying {run.replayed_from_id}: {run.status}"
     else:
         message = (

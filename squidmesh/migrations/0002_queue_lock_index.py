@@ -29,7 +29,7 @@ def drop_index(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("squidmesh", "0004_merge_operator_permissions_cron"),
+        ("squidmesh", "0001_initial"),
         ("django_q", "0007_ormq"),
     ]
 
