@@ -144,6 +144,9 @@ def run_cluster(**kwargs: Any) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop()
+        # `output()` reads the log by name; an open handle would be a
+        # ResourceWarning (an error in suites with filterwarnings=error).
+        cluster.log.close()
 
 
 def drain(*, include_delayed: bool = False, max_tasks: int = 1000) -> int:
