@@ -15,9 +15,8 @@ def test_three_step_run_completes_through_a_real_cluster(cluster):
 
 @pytest.mark.django_db(transaction=True)
 def test_run_cluster__runs_a_workflow_and_closes_its_log_after_the_block():
-    from tests.conftest import ROOT
-
     from squidmesh.testing import run_cluster
+    from tests.conftest import ROOT
 
     with run_cluster(
         settings_module="tests.settings",
