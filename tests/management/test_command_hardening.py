@@ -1,9 +1,6 @@
 """`manage.py squidmesh` hardening: audit options, id prefixes, range checks, escaped output."""
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -12,8 +9,7 @@ import squidmesh
 from squidmesh.audit import cli_actor
 from squidmesh.models import RunEvent, WorkflowRun
 from squidmesh.testing import drain
-from tests.conftest import ROOT
-from tests.management.test_commands import refused, squidmesh_command, table
+from tests.management.test_commands import command_line, refused, squidmesh_command, table
 
 pytestmark = pytest.mark.django_db
 
@@ -171,19 +167,7 @@ def test_largest_accepted_durations_work():
     ],
 )
 def test_command_line__out_of_range_exits_2_with_one_line_and_no_traceback(args):
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "example_project")]),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "django", "squidmesh", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = command_line(*args)
 
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "OverflowError" not in result.stderr

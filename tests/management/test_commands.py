@@ -450,6 +450,23 @@ def test_wait__failed_run_exits_3(cluster):
 # -- a real process: exit statuses and no tracebacks -----------------------------
 
 
+def command_line(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m django squidmesh ARGS` in a fresh process, as a shell user would."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "example_project")]),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "django", "squidmesh", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @pytest.mark.slow  # a real subprocess: not in the fast tier
 @pytest.mark.parametrize(
     ("args", "returncode", "message"),
@@ -460,19 +477,7 @@ def test_wait__failed_run_exits_3(cluster):
     ],
 )
 def test_command_line__exit_status_and_message_without_traceback(args, returncode, message):
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "example_project")]),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "django", "squidmesh", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = command_line(*args)
 
     assert result.returncode == returncode
     assert message in result.stderr
