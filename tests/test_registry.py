@@ -1,5 +1,7 @@
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
 import pytest
 from django.core import checks
@@ -21,6 +23,21 @@ def make(name, module="tests.registry_case"):
         (squidmesh.Workflow,),
         {"__module__": module, "name": name, "a": Step(noop), "triggers": [squidmesh.manual()]},
     )
+
+
+@contextlib.contextmanager
+def module_in_testapp(name: str, source: str) -> Iterator[None]:
+    """Write `source` as module `name` of the test app for the block, then remove it."""
+    from django.apps import apps
+
+    path = os.path.join(apps.get_app_config("testapp").path, f"{name}.py")
+    with open(path, "w") as handle:
+        handle.write(source)
+    try:
+        yield
+    finally:
+        os.remove(path)
+        sys.modules.pop(f"tests.testapp.{name}", None)
 
 
 def test_autodiscover__registers_workflows_of_installed_apps():
@@ -83,8 +100,6 @@ def test_default_name__uses_app_label_and_snake_case():
 
 
 def test_autodiscover__definition_error_is_kept_for_check_and_others_still_load(monkeypatch):
-    from django.apps import apps
-
     source = (
         "import squidmesh\n"
         "from squidmesh import Step\n"
@@ -94,15 +109,8 @@ def test_autodiscover__definition_error_is_kept_for_check_and_others_still_load(
         "    a = Step(print, on_ok='ghost')\n"
     )
     registry = WorkflowRegistry()
-    config = apps.get_app_config("testapp")
-    path = config.path + "/broken_workflows.py"
-    with open(path, "w") as handle:
-        handle.write(source)
-    try:
+    with module_in_testapp("broken_workflows", source):
         registry.autodiscover("broken_workflows")
-    finally:
-        os.remove(path)
-        sys.modules.pop("tests.testapp.broken_workflows", None)
     assert [e.workflow for e in registry.definition_errors] == ["tests.broken"]
     monkeypatch.setattr(squidmesh.registry, "definition_errors", registry.definition_errors)
     found = checks.run_checks(tags=["squidmesh"])
@@ -113,18 +121,10 @@ def test_autodiscover__definition_error_is_kept_for_check_and_others_still_load(
 
 
 def test_autodiscover__other_errors_in_workflows_module_propagate(tmp_path):
-    from django.apps import apps
 
-    config = apps.get_app_config("testapp")
-    path = config.path + "/raising_workflows.py"
-    with open(path, "w") as handle:
-        handle.write("raise ImportError('typo in user code')\n")
-    try:
-        with pytest.raises(ImportError, match="typo in user code"):
-            WorkflowRegistry().autodiscover("raising_workflows")
-    finally:
-        os.remove(path)
-        sys.modules.pop("tests.testapp.raising_workflows", None)
+    source = "raise ImportError('typo in user code')\n"
+    with module_in_testapp("raising_workflows", source), pytest.raises(ImportError, match="typo"):
+        WorkflowRegistry().autodiscover("raising_workflows")
 
 
 def test_check__valid_project_reports_nothing():
@@ -201,7 +201,6 @@ def test_check__outbox_without_any_relay_warns(redis_broker):
 
 
 def test_check__step_named_like_a_workflow_attribute_is_e017(monkeypatch):
-    from django.apps import apps
 
     source = (
         "import squidmesh\n"
@@ -211,14 +210,8 @@ def test_check__step_named_like_a_workflow_attribute_is_e017(monkeypatch):
         "    get_trigger = squidmesh.log('shadows Workflow.get_trigger')\n"
     )
     registry = WorkflowRegistry()
-    path = apps.get_app_config("testapp").path + "/clashing_workflows.py"
-    with open(path, "w") as handle:
-        handle.write(source)
-    try:
+    with module_in_testapp("clashing_workflows", source):
         registry.autodiscover("clashing_workflows")
-    finally:
-        os.remove(path)
-        sys.modules.pop("tests.testapp.clashing_workflows", None)
     monkeypatch.setattr(squidmesh.registry, "definition_errors", registry.definition_errors)
     found = [m for m in checks.run_checks(tags=["squidmesh"]) if m.id == "squidmesh.E017"]
     assert [m.obj for m in found] == ["tests.clash"]
@@ -247,16 +240,10 @@ def test_autodiscover__workflows_module_may_import_the_api_functions(monkeypatch
         "HAS_API = hasattr(squidmesh, 'cancel_run')\n"
     )
     registry = WorkflowRegistry()
-    path = apps.get_app_config("testapp").path + "/eager_workflows.py"
-    with open(path, "w") as handle:
-        handle.write(source)
     monkeypatch.setattr(apps, "ready", False)
-    try:
+    with module_in_testapp("eager_workflows", source):
         registry.autodiscover("eager_workflows")
         module = sys.modules["tests.testapp.eager_workflows"]
-    finally:
-        os.remove(path)
-        sys.modules.pop("tests.testapp.eager_workflows", None)
     assert registry.definition_errors == []
     assert module.HAS_API is True
     with pytest.raises(RuntimeError, match=r"after django.setup\(\)"):
