@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
 from squidmesh import api
 from squidmesh.audit import EventSource, cli_actor
@@ -113,15 +112,15 @@ def handle_start(
     **options: Any,
 ) -> None:
     payload = {**(payload or {}), **dict(fields)}
-    requested_at = timezone.now()
-    run = api.start_run(
+    started = api.start_run_once(
         workflow,
         trigger=trigger,
         payload=payload,
         idempotency_key=idempotency_key,
         **audit(reason),
     )
-    if run.created_at >= requested_at:
+    run = started.run
+    if started.started_now:
         message = f"Started run {run.pk} of {run.workflow} (trigger {run.trigger}): {run.status}"
     else:
         message = (
